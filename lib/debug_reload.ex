@@ -1,0 +1,59 @@
+defmodule DebugReload do
+  @moduledoc """
+  Reload edited code into a running debug session without restarting it.
+
+  Start a manager for the project being debugged (usually right after the
+  debugger interpreted its modules), then reload after each edit:
+
+      {:ok, _pid} = DebugReload.start_link(interpret: ["MyApp.*"])
+      # ... edit lib/my_app/worker.ex ...
+      {:ok, report} = DebugReload.reload()
+
+  Interpreted modules stay interpreted, breakpoints follow their
+  statements, no process is killed, and long-lived processes run the new
+  code on their next call. See `DebugReload.CodeReloadManager` for options
+  and `DebugReload.Report` for what a reload returns.
+  """
+
+  alias DebugReload.CodeReloadManager
+
+  @doc "Starts a `DebugReload.CodeReloadManager`; see its docs for options."
+  @spec start_link(keyword()) :: GenServer.on_start()
+  defdelegate start_link(opts \\ []), to: CodeReloadManager
+
+  @doc false
+  def child_spec(opts) do
+    %{id: Keyword.get(opts, :name, __MODULE__), start: {__MODULE__, :start_link, [opts]}}
+  end
+
+  @doc """
+  Reloads what changed since the last reload.
+
+  Options:
+
+    * `:paths` - only consider these source files (relative to the project
+      root or absolute); an entry outside the project or missing is an error
+    * `:dry_run` - report what would be reloaded, change nothing
+    * `:force` - reload the modules of the given (or all) files even when
+      nothing changed
+    * `:server` - the manager (default `DebugReload`)
+    * `:timeout` - call timeout in ms (default 600_000)
+  """
+  @spec reload(keyword()) :: {:ok, DebugReload.Report.t()} | {:error, DebugReload.Report.t()}
+  def reload(opts \\ []) do
+    {server, opts} = Keyword.pop(opts, :server, __MODULE__)
+    {timeout, opts} = Keyword.pop(opts, :timeout, 600_000)
+    GenServer.call(server, {:reload, opts}, timeout)
+  end
+
+  @doc "Processes still finishing a call on old code, with their modules."
+  @spec pending(GenServer.server()) :: %{pid() => [module()]}
+  def pending(server \\ __MODULE__), do: GenServer.call(server, :pending)
+
+  @doc "Sends every later report to the caller as `{:debug_reload, report}`."
+  @spec subscribe(GenServer.server()) :: :ok
+  def subscribe(server \\ __MODULE__), do: GenServer.call(server, {:subscribe, self()})
+
+  @spec unsubscribe(GenServer.server()) :: :ok
+  def unsubscribe(server \\ __MODULE__), do: GenServer.call(server, {:unsubscribe, self()})
+end

@@ -1,0 +1,142 @@
+defmodule DebugReload.CompileWorker do
+  @moduledoc """
+  A warm Mix node, started with OTP's `:peer`, that compiles the debugged
+  project out of the debugged VM.
+
+  Compiling in the debugged VM while its modules are interpreted has been
+  seen to crash the whole VM, so the debugged VM never compiles. The worker
+  runs Mix's own `compile` task (which keeps Mix's manifests consistent, so
+  a later `mix compile` has nothing left to do) and writes beams to disk;
+  the manager loads them under its own control. Keeping the node alive
+  between reloads saves Mix's start-up cost on every edit.
+
+  The peer speaks to us over its standard I/O, so the debugged node need
+  not be distributed, and it dies with this process.
+  """
+  use GenServer
+
+  alias DebugReload.CompileWorker.Remote
+  alias DebugReload.Project
+
+  @boot_timeout 60_000
+
+  @type compile_result ::
+          {:ok | :noop | :error, [DebugReload.Report.diagnostic()], output :: String.t()}
+
+  def start_link(opts), do: GenServer.start_link(__MODULE__, opts)
+
+  @doc "The project layout, booting the worker node on first use."
+  @spec project(GenServer.server()) :: {:ok, Project.t()} | {:error, String.t()}
+  def project(worker), do: GenServer.call(worker, :project, @boot_timeout)
+
+  @doc "Runs Mix's compile task in the worker node."
+  @spec compile(GenServer.server(), timeout()) :: compile_result() | {:error, String.t()}
+  def compile(worker, timeout), do: GenServer.call(worker, {:compile, timeout}, timeout + 1_000)
+
+  @impl true
+  def init(opts) do
+    state = %{root: Keyword.fetch!(opts, :root), env: Keyword.fetch!(opts, :env), peer: nil, project: nil}
+    {:ok, state, {:continue, :boot}}
+  end
+
+  @impl true
+  def handle_continue(:boot, state), do: {:noreply, ensure_booted(state) |> elem(1)}
+
+  @impl true
+  def handle_call(:project, _from, state) do
+    case ensure_booted(state) do
+      {:ok, state} -> {:reply, {:ok, state.project}, state}
+      {{:error, reason}, state} -> {:reply, {:error, reason}, state}
+    end
+  end
+
+  def handle_call({:compile, timeout}, _from, state) do
+    with {:ok, state} <- ensure_booted(state) do
+      try do
+        {:reply, :peer.call(state.peer, Remote, :compile, [], timeout), state}
+      catch
+        kind, reason ->
+          # A crashed or hung worker is replaced on the next request.
+          stop_peer(state)
+          message = "compile worker failed: #{Exception.format_banner(kind, reason)}"
+          {:reply, {:error, message}, %{state | peer: nil, project: nil}}
+      end
+    else
+      {{:error, reason}, state} -> {:reply, {:error, reason}, state}
+    end
+  end
+
+  @impl true
+  def handle_info({:EXIT, peer, _reason}, %{peer: peer} = state),
+    do: {:noreply, %{state | peer: nil, project: nil}}
+
+  def handle_info(_msg, state), do: {:noreply, state}
+
+  @impl true
+  def terminate(_reason, state), do: stop_peer(state)
+
+  defp ensure_booted(%{peer: peer} = state) when is_pid(peer), do: {:ok, state}
+
+  defp ensure_booted(state) do
+    Process.flag(:trap_exit, true)
+
+    with {:ok, peer} <- start_peer(state),
+         {:ok, layout} <- boot_project(peer, state) do
+      project = struct!(Project, layout)
+      {:ok, %{state | peer: peer, project: project}}
+    else
+      {:error, reason} -> {{:error, reason}, state}
+    end
+  end
+
+  defp start_peer(state) do
+    args = Enum.flat_map(code_paths(), &[~c"-pa", String.to_charlist(&1)])
+
+    case :peer.start_link(%{
+           connection: :standard_io,
+           args: args,
+           env: [{~c"MIX_ENV", String.to_charlist(state.env)}],
+           wait_boot: @boot_timeout
+         }) do
+      {:ok, peer} -> {:ok, peer}
+      {:ok, peer, _node} -> {:ok, peer}
+      {:error, reason} -> {:error, "could not start the compile worker node: #{inspect(reason)}"}
+    end
+  end
+
+  defp boot_project(peer, state) do
+    {:ok, :peer.call(peer, Remote, :boot, [state.root, state.env], @boot_timeout)}
+  catch
+    kind, reason ->
+      :peer.stop(peer)
+
+      {:error,
+       "could not load the Mix project at #{state.root} in the compile worker: " <>
+         Exception.format_banner(kind, reason)}
+  end
+
+  # Elixir, Mix and this library; the project's own paths are Mix's business.
+  defp code_paths do
+    for app <- [:elixir, :mix, :logger, :eex, :debug_reload],
+        dir = app_ebin(app),
+        dir != nil,
+        do: dir
+  end
+
+  defp app_ebin(:debug_reload), do: Path.dirname(:code.which(Remote) |> to_string())
+
+  defp app_ebin(app) do
+    case :code.lib_dir(app, :ebin) do
+      {:error, _} -> nil
+      dir -> to_string(dir)
+    end
+  end
+
+  defp stop_peer(%{peer: peer}) when is_pid(peer) do
+    :peer.stop(peer)
+  catch
+    _, _ -> :ok
+  end
+
+  defp stop_peer(_), do: :ok
+end

@@ -1,0 +1,393 @@
+defmodule DebugReload.Interpreter do
+  @moduledoc """
+  Re-interprets modules in OTP's interpreter without killing processes and
+  without leaving long-lived processes on stale code.
+
+  How `:int` behaves (see `dbg_iserver.erl`, `dbg_ieval.erl`, `dbg_icmd.erl`):
+
+    * Every interpreted process has a *meta* process that evaluates its
+      code. The meta caches each module's database (an ETS table) in its
+      process dictionary under `{Module, :db}`, plus its five most recently
+      called functions under `:cache`. `:int.ni/1` creates a fresh table but
+      never touches those caches, so a GenServer that already ran the module
+      keeps running the old code, and the old table is never freed.
+    * `:int.nn/1` frees every table of the module and sends
+      `{:int, {:old_code, Module}}` to every process that ever used one. A
+      meta that receives it at call level 1 drops its caches; one that has
+      the module on its interpreted stack (paused at a breakpoint in it,
+      for example) is killed.
+
+  So a swap first classifies every process that used the module, with the
+  process and its meta suspended so the answer cannot go stale:
+
+    * safe: outside interpreted code, or paused somewhere that does not
+      involve the module. It may receive `:old_code`.
+    * in use: the module is on its interpreted stack. It must not receive
+      `:old_code` until it leaves; it finishes its current call on the old
+      code and is invalidated later (see `invalidate/2`).
+    * busy: running interpreted code right now. We retry for a short while
+      because it usually finishes within milliseconds.
+
+  When every user is safe the swap is *clean*: `:int.nn/1` then `:int.ni/1`,
+  which frees the old tables (no leak) and moves every user to the new code.
+  Otherwise it is a *shadow* swap: `:int.ni/1` alone, `:old_code` sent to
+  the safe users only, and the in-use ones are returned as pending.
+  """
+
+  require Logger
+
+  @type breakpoint :: {pos_integer(), list()}
+  @type swap_result :: %{mode: :clean | :shadow, pending: [{pid(), atom()}]}
+
+  @busy_retry_ms 2
+
+  @doc "Modules the interpreter currently interprets (none if it never started)."
+  @spec interpreted() :: [module()]
+  def interpreted do
+    if Process.whereis(:dbg_iserver), do: :int.interpreted(), else: []
+  end
+
+  @spec interpreted?(module()) :: boolean()
+  def interpreted?(module), do: module in interpreted()
+
+  @doc "Breakpoints of `module` as `{line, options}`, options as `:int.all_breaks/1` gives them."
+  @spec breakpoints(module()) :: [breakpoint()]
+  def breakpoints(module) do
+    if Process.whereis(:dbg_iserver) do
+      for {{^module, line}, options} <- :int.all_breaks(module), do: {line, options}
+    else
+      []
+    end
+  end
+
+  @doc "Sets a breakpoint with the status, trigger action and condition of `options`."
+  @spec set_breakpoint(module(), pos_integer(), list()) :: :ok
+  def set_breakpoint(module, line, [status, trigger, _, condition]) do
+    _ = :int.break(module, line)
+    if status == :inactive, do: :int.disable_break(module, line)
+    if trigger != :enable, do: :int.action_at_break(module, line, trigger)
+    if condition != :null, do: :int.test_at_break(module, line, condition)
+    :ok
+  end
+
+  def set_breakpoint(module, line, _unknown),
+    do: set_breakpoint(module, line, [:active, :enable, :null, :null])
+
+  @spec delete_breakpoint(module(), pos_integer()) :: :ok
+  def delete_breakpoint(module, line) do
+    :int.delete_break(module, line)
+    :ok
+  end
+
+  @doc """
+  Interprets `beam` as the new code of `module`, moving every process that
+  can safely move. `busy_timeout` bounds how long to wait for processes
+  running interpreted code to pause or return.
+  """
+  @spec swap(module(), String.t(), String.t(), binary(), non_neg_integer()) ::
+          {:ok, swap_result()} | {:error, String.t()}
+  def swap(module, source, beam_path, beam, busy_timeout) do
+    breaks = breakpoints(module)
+    deadline = System.monotonic_time(:millisecond) + busy_timeout
+    do_swap(module, source, beam_path, beam, breaks, deadline)
+  end
+
+  defp do_swap(module, source, beam_path, beam, breaks, deadline) do
+    users = users(module)
+
+    result =
+      with_suspended(users, fn ->
+        classified = Enum.map(users, fn user -> {user, classify(user, module)} end)
+        busy? = Enum.any?(classified, fn {_, c} -> c in [:busy, :running] end)
+
+        if busy? and System.monotonic_time(:millisecond) < deadline do
+          :retry
+        else
+          commit(module, source, beam_path, beam, breaks, classified)
+        end
+      end)
+
+    case result do
+      :retry ->
+        Process.sleep(@busy_retry_ms)
+        do_swap(module, source, beam_path, beam, breaks, deadline)
+
+      {:ok, swap, safe_metas} ->
+        await_invalidated(safe_metas, module)
+        {:ok, swap}
+
+      {:error, _} = error ->
+        error
+    end
+  end
+
+  defp commit(module, source, beam_path, beam, breaks, classified) do
+    {safe, unsafe} = Enum.split_with(classified, fn {_, c} -> c in [:safe, :gone] end)
+    safe_metas = for {{_pid, meta}, :safe} <- safe, do: meta
+
+    if unsafe == [] do
+      # nn frees every database of the module and tells each (safe, because
+      # suspended and checked) user to drop its caches; breakpoints go too.
+      :int.nn(module)
+
+      case load(module, source, beam_path, beam) do
+        :ok ->
+          Enum.each(breaks, fn {line, options} -> set_breakpoint(module, line, options) end)
+          {:ok, %{mode: :clean, pending: []}, safe_metas}
+
+        {:error, _} = error ->
+          error
+      end
+    else
+      case load(module, source, beam_path, beam) do
+        :ok ->
+          Enum.each(safe_metas, &send(&1, {:int, {:old_code, module}}))
+          pending = for {{pid, _meta}, reason} <- unsafe, do: {pid, reason}
+          {:ok, %{mode: :shadow, pending: pending}, safe_metas}
+
+        {:error, _} = error ->
+          error
+      end
+    end
+  end
+
+  @doc """
+  Moves `pid` to the newest code of `modules` if it is safe now.
+  Returns the modules still pending for it.
+  """
+  @spec invalidate(pid(), [module()]) :: [module()]
+  def invalidate(pid, modules) do
+    case meta_of(pid) do
+      nil ->
+        []
+
+      meta ->
+        user = {pid, meta}
+
+        Enum.reject(modules, fn module ->
+          with_suspended([user], fn ->
+            case classify(user, module) do
+              c when c in [:safe, :gone] ->
+                send(meta, {:int, {:old_code, module}})
+                true
+
+              _ ->
+                false
+            end
+          end)
+          |> tap(fn sent? -> if sent?, do: await_invalidated([meta], module) end)
+        end)
+    end
+  end
+
+  @doc "Stops interpreting `module` if no process has it in use."
+  @spec uninterpret(module()) :: :ok | {:error, :in_use}
+  def uninterpret(module) do
+    users = users(module)
+
+    with_suspended(users, fn ->
+      if Enum.all?(users, &(classify(&1, module) in [:safe, :gone])) do
+        :int.nn(module)
+        :ok
+      else
+        {:error, :in_use}
+      end
+    end)
+  end
+
+  @doc "Loads `beam` into the interpreter (and natively, as `:int` does)."
+  @spec load(module(), String.t(), String.t(), binary()) :: :ok | {:error, String.t()}
+  def load(module, source, beam_path, beam) do
+    # :int prints its failures instead of returning them; keep them off the
+    # debug adapter's stdout and put them in the error instead.
+    {:ok, device} = StringIO.open("")
+    previous = Process.group_leader()
+    Process.group_leader(self(), device)
+
+    result =
+      try do
+        :int.ni({module, String.to_charlist(source), String.to_charlist(beam_path), beam})
+      catch
+        kind, reason -> {:caught, Exception.format_banner(kind, reason)}
+      after
+        Process.group_leader(self(), previous)
+      end
+
+    {_, output} = StringIO.contents(device)
+    StringIO.close(device)
+
+    case result do
+      {:module, ^module} -> :ok
+      {:caught, banner} -> {:error, "could not interpret #{inspect(module)}: #{banner}"}
+      _ -> {:error, "could not interpret #{inspect(module)}: #{String.trim(output)}"}
+    end
+  end
+
+  # -- users of a module ------------------------------------------------
+
+  # {debugged pid, meta pid} of every live process registered as a user of
+  # any of the module's databases: exactly those `:int.nn/1` would notify.
+  defp users(module) do
+    case iserver_state() do
+      {:ok, db, procs} ->
+        pids =
+          case :ets.lookup(db, {module, :refs}) do
+            [{_, mod_dbs}] -> Enum.flat_map(mod_dbs, &registered(db, &1))
+            [] -> []
+          end
+
+        for pid <- Enum.uniq(pids),
+            {^pid, meta, status, _info} <- procs,
+            status != :exit,
+            pid != self(),
+            Process.alive?(pid) and Process.alive?(meta),
+            do: {pid, meta}
+
+      :error ->
+        []
+    end
+  end
+
+  defp registered(db, mod_db) do
+    case :ets.lookup(db, mod_db) do
+      [{_, pids}] -> pids
+      [] -> []
+    end
+  end
+
+  defp meta_of(pid) do
+    case iserver_state() do
+      {:ok, _db, procs} ->
+        Enum.find_value(procs, fn
+          {^pid, meta, status, _} when status != :exit -> meta
+          _ -> nil
+        end)
+
+      :error ->
+        nil
+    end
+  end
+
+  # The interpreter server's table and processes. Its state is a record
+  # private to the debugger application; recognise the layout or give up.
+  defp iserver_state do
+    case Process.whereis(:dbg_iserver) do
+      nil ->
+        :error
+
+      _ ->
+        case :sys.get_state(:dbg_iserver) do
+          {:state, db, procs, _breaks, _auto, _stack, _subs} ->
+            {:ok, db,
+             for({:proc, pid, meta, _att, status, info, _exit, _fun} <- procs, do: {pid, meta, status, info})}
+
+          other ->
+            Logger.error(
+              "debug_reload: unknown dbg_iserver state layout (#{inspect(elem(other, 0))}); " <>
+                "processes cannot be moved to new code safely"
+            )
+
+            :error
+        end
+    end
+  end
+
+  # -- classification ---------------------------------------------------
+
+  # Decides, with `pid` and `meta` suspended, what `{:old_code, module}` would
+  # do to this meta: the same decision dbg_icmd makes when it receives it.
+  defp classify({pid, meta}, module) do
+    keys = [:current_function, :message_queue_len, :dictionary]
+
+    with meta_info when is_list(meta_info) <- Process.info(meta, keys),
+         {:current_stacktrace, frames} <- Process.info(pid, :current_stacktrace) do
+      dict = meta_info[:dictionary]
+
+      cond do
+        meta_info[:message_queue_len] > 0 -> :busy
+        dict[:trace_stack] == false -> :in_use
+        Enum.any?(List.wrap(dict[:dbg_istk]), &frame_in?(&1, module)) -> :in_use
+        idle_at_top_level?(meta_info, frames) -> :safe
+        true -> paused_classification(meta_info, pid, module)
+      end
+    else
+      _ -> :gone
+    end
+  end
+
+  # The meta waits for a new call and the process is not inside any
+  # interpreted call: call level 1, where :old_code only drops caches.
+  defp idle_at_top_level?(meta_info, frames) do
+    meta_info[:current_function] == {:dbg_ieval, :meta_loop, 3} and
+      not Enum.any?(frames, fn frame -> elem(frame, 0) == :dbg_debugged end)
+  end
+
+  defp paused_classification(meta_info, pid, module) do
+    waiting_for_command? = meta_info[:current_function] == {:dbg_icmd, :handle_cmd, 3}
+
+    case {waiting_for_command?, break_location(pid)} do
+      {true, {^module, _line}} -> :in_use
+      {true, {_other, _line}} -> :safe
+      _ -> :running
+    end
+  end
+
+  defp break_location(pid) do
+    Enum.find_value(:int.snapshot(), fn
+      {^pid, _function, :break, {mod, line}} -> {mod, line}
+      _ -> nil
+    end)
+  end
+
+  defp frame_in?(frame, module) when is_tuple(frame) and tuple_size(frame) >= 3 do
+    case elem(frame, 2) do
+      {^module, _, _} -> true
+      _ -> false
+    end
+  end
+
+  defp frame_in?(_, _), do: false
+
+  # -- helpers ----------------------------------------------------------
+
+  defp with_suspended(users, fun) do
+    suspended =
+      users
+      |> Enum.flat_map(fn {pid, meta} -> [pid, meta] end)
+      |> Enum.uniq()
+      |> Enum.filter(&suspend/1)
+
+    try do
+      fun.()
+    after
+      Enum.each(suspended, &:erlang.resume_process/1)
+    end
+  end
+
+  defp suspend(pid) do
+    pid != self() and :erlang.suspend_process(pid)
+  catch
+    :error, :badarg -> false
+  end
+
+  # Waits (bounded) until each meta handled :old_code and dropped its cache,
+  # so a caller that returns right after a reload already sees new code.
+  defp await_invalidated(metas, module, attempts \\ 500)
+  defp await_invalidated([], _module, _), do: :ok
+  defp await_invalidated(_metas, _module, 0), do: :ok
+
+  defp await_invalidated(metas, module, attempts) do
+    pending =
+      Enum.filter(metas, fn meta ->
+        case Process.info(meta, :dictionary) do
+          {:dictionary, dict} -> List.keymember?(dict, {module, :db}, 0)
+          nil -> false
+        end
+      end)
+
+    if pending != [] do
+      Process.sleep(1)
+      await_invalidated(pending, module, attempts - 1)
+    end
+  end
+end

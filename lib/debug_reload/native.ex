@@ -1,0 +1,97 @@
+defmodule DebugReload.Native do
+  @moduledoc """
+  The Rust NIF: content digests, change sets and breakpoint remapping.
+
+  Every function returns plain terms. Bad arguments raise `ArgumentError`
+  and a panic in Rust raises an `ErlangError`; neither can crash the VM.
+  Long-running functions run on dirty schedulers.
+  """
+
+  @on_load :load_nif
+  @nif "debug_reload_nif"
+
+  @typedoc "Path to hex content digest."
+  @type snapshot :: %{optional(String.t()) => String.t()}
+  @type scan_errors :: [{path :: String.t(), reason :: String.t()}]
+  @type change_set :: %{
+          changed: [String.t()],
+          added: [String.t()],
+          removed: [String.t()],
+          unchanged: non_neg_integer()
+        }
+  @type remap :: %{
+          old_line: pos_integer(),
+          new_line: pos_integer() | nil,
+          status: :kept | :moved | :relocated | :removed,
+          reason: String.t()
+        }
+
+  @doc false
+  def load_nif do
+    path = :filename.join(priv_dir(), ~c"native/#{@nif}")
+
+    case :erlang.load_nif(path, 0) do
+      :ok ->
+        :ok
+
+      {:error, {reason, text}} ->
+        # on_load may not raise usefully; log the how-to and fail the load.
+        :logger.error(~c"~ts", [load_error_message(path, reason, text)])
+        {:error, reason}
+    end
+  end
+
+  @doc false
+  def load_error_message(path, reason, text) do
+    """
+    debug_reload could not load its NIF from #{path}.so (#{inspect(reason)}: #{text}).
+    Build it with `mix compile` in the debug_reload project (it needs cargo on PATH),
+    or `make build` in a checkout of debug_reload.
+    """
+  end
+
+  defp priv_dir do
+    case :code.priv_dir(:debug_reload) do
+      {:error, :bad_name} -> ~c"priv"
+      dir -> dir
+    end
+  end
+
+  @doc "Digests files below `roots` whose names end with one of `extensions`."
+  @spec scan_sources([String.t()], [String.t()]) :: {snapshot(), scan_errors()}
+  def scan_sources(_roots, _extensions), do: not_loaded()
+
+  @doc "Digests exactly `paths`; missing files are absent from the snapshot."
+  @spec digest_files([String.t()]) :: {snapshot(), scan_errors()}
+  def digest_files(_paths), do: not_loaded()
+
+  @doc "Digest of a binary, in the same format as the file digests."
+  @spec digest_binary(binary()) :: String.t()
+  def digest_binary(_bytes), do: not_loaded()
+
+  @doc "Compares two snapshots; `scope` (a list of paths) limits the comparison."
+  @spec diff_snapshots(snapshot(), snapshot(), [String.t()] | nil) :: change_set()
+  def diff_snapshots(_previous, _current, _scope), do: not_loaded()
+
+  @doc """
+  Maps breakpoint `lines` of one module from the old code to the new.
+
+  `old_text` is the snapshot of the source the old code was compiled from
+  (or `nil`), the executable line lists come from the beams' debug info.
+  """
+  @spec remap_breakpoints(
+          String.t() | nil,
+          String.t() | nil,
+          [pos_integer()],
+          [pos_integer()],
+          [pos_integer()]
+        ) :: [remap()]
+  def remap_breakpoints(_old_text, _new_text, _old_exec, _new_exec, _lines), do: not_loaded()
+
+  defp not_loaded do
+    :erlang.nif_error(
+      {:not_loaded,
+       "the debug_reload NIF is not loaded; run `mix compile` (needs cargo) and check the log for the load error"}
+    )
+  end
+end

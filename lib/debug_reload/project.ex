@@ -1,0 +1,42 @@
+defmodule DebugReload.Project do
+  @moduledoc """
+  The layout of the Mix project being debugged, as Mix itself reports it
+  from the compile worker: every app (one, or each app of an umbrella)
+  with its source directories and the ebin directory its beams go to.
+  """
+
+  @type app :: %{
+          app: atom(),
+          root: String.t(),
+          source_dirs: [String.t()],
+          ebin: String.t()
+        }
+  @type t :: %__MODULE__{root: String.t(), env: String.t(), build_path: String.t(), apps: [app()]}
+
+  defstruct [:root, :env, :build_path, apps: []]
+
+  @source_extensions [".ex", ".erl", ".hrl"]
+
+  @doc "File name endings that count as sources."
+  @spec source_extensions() :: [String.t()]
+  def source_extensions, do: @source_extensions
+
+  @spec source_dirs(t()) :: [String.t()]
+  def source_dirs(%__MODULE__{apps: apps}), do: apps |> Enum.flat_map(& &1.source_dirs) |> Enum.uniq()
+
+  @spec ebin_dirs(t()) :: [String.t()]
+  def ebin_dirs(%__MODULE__{apps: apps}), do: apps |> Enum.map(& &1.ebin) |> Enum.uniq()
+
+  @doc "True when `path` (absolute) is inside the project root."
+  @spec inside?(t(), String.t()) :: boolean()
+  def inside?(%__MODULE__{root: root}, path) do
+    path == root or String.starts_with?(path, root <> "/")
+  end
+
+  @doc "True when `path` is a source file the project compiles."
+  @spec source?(t(), String.t()) :: boolean()
+  def source?(%__MODULE__{} = project, path) do
+    String.ends_with?(path, @source_extensions) and
+      Enum.any?(source_dirs(project), &(path == &1 or String.starts_with?(path, &1 <> "/")))
+  end
+end

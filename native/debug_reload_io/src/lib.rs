@@ -1,0 +1,4 @@
+//! The file system edge of debug_reload. Thin: it reads files and hands
+//! plain data to `debug_reload_core`.
+
+pub mod scan;

@@ -1,0 +1,170 @@
+//! Walks source directories and digests file contents.
+
+use debug_reload_core::changes::Snapshot;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+/// Directories that never hold the project's own sources.
+pub const IGNORED_DIRS: &[&str] = &["_build", "deps", ".git", "node_modules", ".elixir_ls"];
+
+/// A file that could not be digested, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanError {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Hex BLAKE3 digest of a byte string.
+pub fn digest_bytes(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+pub fn digest_file(path: &Path) -> io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(fs::File::open(path)?)?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Digests every file below `roots` whose name ends with one of
+/// `extensions`, skipping [`IGNORED_DIRS`]. A root that does not exist is
+/// simply empty: projects often have no `src/` or `test/support/`.
+pub fn scan(roots: &[String], extensions: &[String]) -> (Snapshot, Vec<ScanError>) {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for root in roots {
+        collect(Path::new(root), extensions, &mut files, &mut errors);
+    }
+    let mut snapshot = Snapshot::new();
+    for path in files {
+        match digest_file(Path::new(&path)) {
+            Ok(digest) => {
+                snapshot.insert(path, digest);
+            }
+            // Deleted between listing and reading: it is gone, not broken.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => errors.push(ScanError {
+                path,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    (snapshot, errors)
+}
+
+/// Digests exactly the given files. Missing files are left out of the
+/// snapshot so a diff reports them as removed.
+pub fn digest_paths(paths: &[String]) -> (Snapshot, Vec<ScanError>) {
+    let mut snapshot = Snapshot::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        match digest_file(Path::new(path)) {
+            Ok(digest) => {
+                snapshot.insert(path.clone(), digest);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => errors.push(ScanError {
+                path: path.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    (snapshot, errors)
+}
+
+fn collect(
+    dir: &Path,
+    extensions: &[String],
+    files: &mut Vec<String>,
+    errors: &mut Vec<ScanError>,
+) {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+            // A root may name a single file.
+            if matches_extension(dir, extensions) {
+                files.push(dir.to_string_lossy().into_owned());
+            }
+            return;
+        }
+        Err(e) => {
+            errors.push(ScanError {
+                path: dir.to_string_lossy().into_owned(),
+                reason: e.to_string(),
+            });
+            return;
+        }
+    };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        // file_type() does not follow symlinks, so a link cycle cannot loop.
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            let name = entry.file_name();
+            if !IGNORED_DIRS.iter().any(|d| name == *d) {
+                collect(&path, extensions, files, errors);
+            }
+        } else if (kind.is_file() || kind.is_symlink()) && matches_extension(&path, extensions) {
+            files.push(path.to_string_lossy().into_owned());
+        }
+    }
+}
+
+fn matches_extension(path: &Path, extensions: &[String]) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    extensions.iter().any(|ext| name.ends_with(ext.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, rel: &str, body: &str) -> String {
+        let path = dir.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, body).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn scans_matching_files_recursively_and_skips_build_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = write(tmp.path(), "lib/a.ex", "a");
+        let b = write(tmp.path(), "lib/nested/b.ex", "b");
+        write(tmp.path(), "lib/readme.md", "x");
+        write(tmp.path(), "lib/_build/c.ex", "c");
+        write(tmp.path(), "lib/deps/d.ex", "d");
+        let root = tmp.path().join("lib").to_string_lossy().into_owned();
+        let missing = tmp.path().join("src").to_string_lossy().into_owned();
+        let (snap, errors) = scan(&[root, missing], &[".ex".into()]);
+        assert!(errors.is_empty());
+        assert_eq!(snap.keys().cloned().collect::<Vec<_>>(), vec![a, b]);
+    }
+
+    #[test]
+    fn digest_changes_with_content_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = write(tmp.path(), "a.ex", "same");
+        let b = write(tmp.path(), "b.ex", "same");
+        let (snap, _) = digest_paths(&[a.clone(), b.clone()]);
+        assert_eq!(snap[&a], snap[&b]);
+        fs::write(&a, "other").unwrap();
+        let (snap2, _) = digest_paths(std::slice::from_ref(&a));
+        assert_ne!(snap[&a], snap2[&a]);
+    }
+
+    #[test]
+    fn missing_paths_are_absent_not_errors() {
+        let (snap, errors) = digest_paths(&["/nonexistent/x.ex".to_string()]);
+        assert!(snap.is_empty());
+        assert!(errors.is_empty());
+    }
+}

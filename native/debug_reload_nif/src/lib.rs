@@ -1,0 +1,7 @@
+//! NIF glue: decode BEAM terms, call the Rust crates, encode the answer.
+//! No logic lives here beyond the translation.
+
+mod breakpoints;
+mod changes;
+
+rustler::init!("Elixir.DebugReload.Native");
