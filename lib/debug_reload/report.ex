@@ -122,14 +122,13 @@ defmodule DebugReload.Report do
   defp process_phrases(%__MODULE__{processes: procs}) do
     case Enum.count(procs, &(&1.status == :paused_on_old_code)) do
       0 -> []
-      n -> ["#{n} paused #{plural(n, "process", "processes")} finish on old code"]
+      1 -> ["1 paused process finishes its call on old code"]
+      n -> ["#{n} paused processes finish their calls on old code"]
     end
   end
 
-  defp plural(1, word, _), do: word
-  defp plural(_, word, nil), do: word <> "s"
-  defp plural(_, _, many), do: many
-  defp plural(n, word), do: plural(n, word, nil)
+  defp plural(1, word), do: word
+  defp plural(_, word), do: word <> "s"
 
   defp ms(us), do: div(us + 500, 1000)
 

@@ -159,6 +159,8 @@ impl LinePositions {
         let diff = TextDiff::configure()
             .algorithm(Algorithm::Patience)
             .diff_lines(old, new);
+        let old_lines: Vec<&str> = old.lines().collect();
+        let new_lines: Vec<&str> = new.lines().collect();
         let mut table = Vec::new();
         for op in diff.ops() {
             match *op {
@@ -170,19 +172,15 @@ impl LinePositions {
                 } => table.extend((0..old_len).map(|_| Position::Deleted(line_no(new_index)))),
                 DiffOp::Insert { .. } => {}
                 DiffOp::Replace {
+                    old_index,
                     old_len,
                     new_index,
                     new_len,
-                    ..
-                } => table.extend((0..old_len).map(|i| {
-                    // Pair rewritten lines one to one; extra old lines were
-                    // effectively deleted in favour of what follows the hunk.
-                    if i < new_len {
-                        Position::Edited(line_no(new_index + i))
-                    } else {
-                        Position::Deleted(line_no(new_index + new_len))
-                    }
-                })),
+                } => table.extend(pair_rewritten(
+                    &old_lines[old_index..old_index + old_len],
+                    &new_lines[new_index..new_index + new_len],
+                    new_index,
+                )),
             }
         }
         table
@@ -199,6 +197,49 @@ impl LinePositions {
             },
         }
     }
+}
+
+/// A rewritten line and its counterpart must share at least this much.
+const MIN_SIMILARITY: f32 = 0.5;
+
+/// Beyond this many candidate pairs in one hunk, similarity is too costly.
+const MAX_PAIRINGS: usize = 4_096;
+
+/// Pairs each old line of a rewritten hunk with the most similar new line
+/// of that hunk, keeping the order of lines. An old line with no similar
+/// counterpart was deleted in favour of what follows it.
+fn pair_rewritten(old: &[&str], new: &[&str], new_index: usize) -> Vec<Position> {
+    if old.len().saturating_mul(new.len()) > MAX_PAIRINGS {
+        // A huge rewrite (a reformat of the whole file, say): pair by position
+        // rather than spend quadratic time on similarity.
+        return (0..old.len())
+            .map(|i| Position::Edited(line_no(new_index + i.min(new.len().saturating_sub(1)))))
+            .collect();
+    }
+    let mut next_free = 0;
+    old.iter()
+        .map(|old_line| {
+            let best = (next_free..new.len())
+                .map(|j| (j, similarity(old_line, new[j])))
+                .filter(|&(_, score)| score >= MIN_SIMILARITY)
+                .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+            match best {
+                Some((j, _)) => {
+                    next_free = j + 1;
+                    Position::Edited(line_no(new_index + j))
+                }
+                None => Position::Deleted(line_no(new_index + next_free)),
+            }
+        })
+        .collect()
+}
+
+fn similarity(a: &str, b: &str) -> f32 {
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() || b.is_empty() {
+        return if a == b { 1.0 } else { 0.0 };
+    }
+    TextDiff::from_chars(a, b).ratio()
 }
 
 fn line_no(index: usize) -> u32 {
@@ -243,6 +284,18 @@ mod tests {
         let r = run(OLD, &new, &[3, 4], &[3, 4], &[3]);
         assert_eq!(r[0].status, Status::Kept);
         assert_eq!(r[0].new_line, Some(3));
+    }
+
+    #[test]
+    fn an_edited_line_inside_a_larger_rewrite_is_found_by_similarity() {
+        let new = OLD.replace(
+            "    x = a + b\n",
+            "    # a comment\n    # another\n    x = a + b + 1\n",
+        );
+        let r = run(OLD, &new, &[3, 4], &[5, 6], &[3, 4]);
+        assert_eq!(r[0].new_line, Some(5), "{:?}", r[0]);
+        assert_eq!(r[0].status, Status::Moved);
+        assert_eq!(r[1].new_line, Some(6));
     }
 
     #[test]

@@ -1,0 +1,37 @@
+# The two commands the README promises: `make demo` and `make test`.
+# Both install what is missing first (Debian packages) and build the NIF.
+
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+export LANG ?= C.UTF-8
+export LC_ALL ?= C.UTF-8
+export ELIXIR_ERL_OPTIONS ?= +fnu
+MIX := mix
+
+.PHONY: deps build demo test test-rust test-elixir lint format
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	MIX_ENV=dev $(MIX) compile
+
+demo: build
+	MIX_ENV=dev $(MIX) run --no-start scripts/demo.exs
+
+test: deps test-rust test-elixir
+
+test-rust:
+	cargo test --workspace --locked
+
+test-elixir:
+	MIX_ENV=test $(MIX) test
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	$(MIX) format --check-formatted
+
+format:
+	cargo fmt --all
+	$(MIX) format
