@@ -127,8 +127,8 @@ defmodule DebugReload.Interpreter do
 
     if unsafe == [] do
       # nn frees every database of the module and tells each (safe, because
-      # suspended and checked) user to drop its caches; breakpoints go too.
-      :int.nn(module)
+      # suspended and checked) user to drop its caches.
+      forget_module(module, breaks)
 
       case load(module, source, beam_path, beam) do
         :ok ->
@@ -187,12 +187,22 @@ defmodule DebugReload.Interpreter do
 
     with_suspended(users, fn ->
       if Enum.all?(users, &(classify(&1, module) in [:safe, :gone])) do
-        :int.nn(module)
+        forget_module(module, breakpoints(module))
         :ok
       else
         {:error, :in_use}
       end
     end)
+  end
+
+  # `:int.nn/1` is meant to delete the module's breakpoints everywhere, but
+  # the metas' handler of `{no_break, Module}` matches `{Mod, _}` against
+  # `{{Mod, Line}, Options}` and removes nothing (OTP 25): live processes
+  # would keep breaking at lines `:int.all_breaks/0` no longer shows.
+  # Deleting each breakpoint first goes through the handler that works.
+  defp forget_module(module, breaks) do
+    Enum.each(breaks, fn {line, _options} -> delete_breakpoint(module, line) end)
+    :int.nn(module)
   end
 
   @doc "Loads `beam` into the interpreter (and natively, as `:int` does)."
