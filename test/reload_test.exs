@@ -167,6 +167,25 @@ defmodule DebugReload.ReloadTest do
 
   def always(_bindings), do: true
 
+  test "breakpoints follow their statement when lines are inserted above", %{project: p, mods: m, server: s} do
+    :ok = :int.break(m.calc, 3)
+    :ok = :int.test_at_break(m.calc, 3, {__MODULE__, :always})
+
+    edited = calc_source(m.calc, "a + b") |> String.replace("  def add", "  @doc false\n\n  def add")
+    Project.write(p, "lib/calc.ex", edited)
+    assert {:ok, report} = DebugReload.reload(server: s)
+
+    assert [%{old_line: 3, new_line: 5, status: :moved, reason: reason}] = report.breakpoints
+    assert reason =~ "moved"
+    assert [{{_, 5}, [:active, :enable, :null, {__MODULE__, :always}]}] = :int.all_breaks(m.calc)
+
+    test = self()
+    pid = spawn(fn -> send(test, {:done, m.calc.add(2, 2)}) end)
+    assert {m.calc, 5} == Project.await_break(pid)
+    :int.continue(pid)
+    assert_receive {:done, 4}, 5_000
+  end
+
   test "a syntax error loads nothing and keeps everything", %{project: p, mods: m, server: s} do
     {:ok, pid} = m.server.start_link(:state)
     assert GenServer.call(pid, {:add, 1, 1}) == 2
