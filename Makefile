@@ -8,7 +8,11 @@ export LC_ALL ?= C.UTF-8
 export ELIXIR_ERL_OPTIONS ?= +fnu
 MIX := mix
 
-.PHONY: deps build demo test test-rust test-elixir lint format
+.PHONY: deps build demo test test-rust test-elixir dap-check lint format
+
+# The JSON-schema validator the DAP tests run.
+dap-check:
+	cargo build --release --locked -p dap_check
 
 deps:
 	@scripts/install-deps
@@ -24,7 +28,7 @@ test: deps test-rust test-elixir
 test-rust:
 	cargo test --workspace --locked
 
-test-elixir:
+test-elixir: dap-check
 	MIX_ENV=test $(MIX) test
 
 lint:

@@ -88,6 +88,18 @@ defmodule DebugReload.Native do
         ) :: [remap()]
   def remap_breakpoints(_old_text, _new_text, _old_exec, _new_exec, _lines), do: not_loaded()
 
+  @doc """
+  Encodes a term as JSON: maps (atom or string keys), lists, strings,
+  numbers, booleans, `nil`, and other atoms as strings. Raises
+  `ArgumentError` for anything else (pids, tuples, invalid UTF-8).
+  """
+  @spec encode_json(term()) :: binary()
+  def encode_json(_term), do: not_loaded()
+
+  @doc "Decodes JSON; objects become maps with string keys."
+  @spec decode_json(binary()) :: {:ok, term()} | {:error, String.t()}
+  def decode_json(_json), do: not_loaded()
+
   defp not_loaded do
     :erlang.nif_error(
       {:not_loaded,

@@ -3,5 +3,6 @@
 
 mod breakpoints;
 mod changes;
+mod json;
 
 rustler::init!("Elixir.DebugReload.Native");
