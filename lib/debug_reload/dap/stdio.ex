@@ -14,7 +14,17 @@ defmodule DebugReload.DAP.Stdio do
   @spec serve(keyword()) :: :ok
   def serve(opts \\ []) do
     :ok = :io.setopts(:standard_io, binary: true, encoding: :latin1)
+    keep_logs_off_stdout()
     loop(1, opts)
+  end
+
+  # Standard output carries the protocol; a log line there would corrupt it.
+  defp keep_logs_off_stdout do
+    if Version.match?(System.version(), ">= 1.15.0") do
+      :logger.update_handler_config(:default, :config, %{type: :standard_error})
+    else
+      apply(Logger, :configure_backend, [:console, [device: :standard_error]])
+    end
   end
 
   defp loop(seq, opts) do
