@@ -7,15 +7,27 @@ defmodule DebugReload.DAPTest do
   setup do
     n = System.unique_integer([:positive])
     calc = Module.concat(["Dap#{n}", Calc])
-    project = Project.create(%{"lib/calc.ex" => calc_source(calc, "a + b")})
-    Project.interpret([calc])
+    spin = Module.concat(["Dap#{n}", Spin])
+
+    project =
+      Project.create(%{"lib/calc.ex" => calc_source(calc, "a + b"), "lib/spin.ex" => spin_source(spin, 1)})
+
+    Project.interpret([calc, spin])
     name = :"dap_manager_#{n}"
-    start_supervised!({DebugReload, project: project.root, name: name, mix_env: "dev"})
+    start_supervised!({DebugReload, project: project.root, name: name, mix_env: "dev", busy_timeout: 1_000})
     # Wait for the compile worker to boot, so reloads are not slow enough
     # to add progress events.
     DebugReload.pending(name)
-    on_exit(fn -> Project.cleanup(project, [calc]) end)
-    %{project: project, calc: calc, server: name, path: Project.path(project, "lib/calc.ex")}
+    on_exit(fn -> Project.cleanup(project, [calc, spin]) end)
+    %{project: project, calc: calc, ns_calc: spin, server: name, path: Project.path(project, "lib/calc.ex")}
+  end
+
+  defp spin_source(mod, version) do
+    """
+    defmodule #{inspect(mod)} do
+      def spin(n), do: spin(n + #{version})
+    end
+    """
   end
 
   defp calc_source(mod, expr) do
@@ -157,8 +169,9 @@ defmodule DebugReload.DAPTest do
     assert calc.add(2, 3) == 5
   end
 
-  test "nothing interpreted is rejected", %{calc: calc, server: s} do
+  test "nothing interpreted is rejected", %{calc: calc, ns_calc: spin, server: s} do
     :int.nn(calc)
+    :int.nn(spin)
     {response, []} = DAP.handle_request(request(%{}), server: s)
     validate_all!(response, [], nil)
     assert response["message"] =~ "no module is interpreted"
@@ -175,6 +188,25 @@ defmodule DebugReload.DAPTest do
     DapCheck.validate!(Enum.map(events, &{DapCheck.event_definition(&1), with_seq(&1)}))
     reasons = for %{"event" => "loadedSource", "body" => b} <- events, do: {b["reason"], b["source"]["name"]}
     assert Enum.sort(reasons) == [{"changed", "calc.ex"}, {"new", "new.ex"}]
+  end
+
+  test "a reload slower than 300 ms sends progressStart live and ends with progressEnd",
+       %{project: p, server: s, ns_calc: spinner_mod} do
+    # A process spinning in interpreted code makes the swap wait for it
+    # (busy_timeout 1 s here), so this reload is reliably slow.
+    spinner = spawn(fn -> spinner_mod.spin(0) end)
+    on_exit(fn -> Process.exit(spinner, :kill) end)
+    Process.sleep(50)
+
+    Project.write(p, "lib/spin.ex", spin_source(spinner_mod, 2))
+    test = self()
+
+    {response, events} = DAP.handle_request(request(%{}), server: s, send_event: &send(test, {:live, &1}))
+
+    assert_received {:live, %{"event" => "progressStart", "body" => %{"progressId" => id}} = start}
+    assert %{"event" => "progressEnd", "body" => %{"progressId" => ^id}} = List.last(events)
+    refute Enum.any?(events, &(&1["event"] == "progressStart"))
+    validate_all!(response, [start | events])
   end
 
   test "progress events validate" do

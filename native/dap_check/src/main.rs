@@ -28,7 +28,9 @@ fn read_json(path: &str) -> Result<Value, String> {
 }
 
 fn run() -> Result<bool, String> {
-    let path = std::env::args().nth(1).ok_or("usage: dap-check CHECKS.json")?;
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: dap-check CHECKS.json")?;
     let input = read_json(&path)?;
     let schema_path = input["schema"].as_str().ok_or("missing \"schema\"")?;
     let definitions = read_json(schema_path)?["definitions"].clone();
@@ -36,7 +38,9 @@ fn run() -> Result<bool, String> {
 
     let mut all_ok = true;
     for (i, check) in checks.iter().enumerate() {
-        let definition = check["definition"].as_str().ok_or(format!("check {i}: no definition"))?;
+        let definition = check["definition"]
+            .as_str()
+            .ok_or(format!("check {i}: no definition"))?;
         if definitions.get(definition).is_none() {
             return Err(format!("check {i}: unknown definition {definition}"));
         }
@@ -55,7 +59,11 @@ fn run() -> Result<bool, String> {
     Ok(all_ok)
 }
 
-fn validator(definitions: &Value, definition: &str, body: Option<&Value>) -> Result<Validator, String> {
+fn validator(
+    definitions: &Value,
+    definition: &str,
+    body: Option<&Value>,
+) -> Result<Validator, String> {
     let reference = json!({ "$ref": format!("#/definitions/{definition}") });
     let root = match body {
         None => reference,

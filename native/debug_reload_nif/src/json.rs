@@ -74,9 +74,8 @@ fn from_value<'a>(env: Env<'a>, value: &Value) -> Term<'a> {
                 .iter()
                 .map(|(k, v)| (k.encode(env), from_value(env, v)))
                 .unzip();
-            Term::map_from_arrays(env, &keys, &values).unwrap_or_else(|_| {
-                rustler::types::map::map_new(env)
-            })
+            Term::map_from_arrays(env, &keys, &values)
+                .unwrap_or_else(|_| rustler::types::map::map_new(env))
         }
     }
 }
