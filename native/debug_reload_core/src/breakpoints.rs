@@ -51,6 +51,8 @@ enum Position {
     Edited(u32),
     /// The line was deleted; this is the new line that now follows the gap.
     Deleted(u32),
+    /// The same line, unchanged, elsewhere: its code was moved.
+    Moved(u32),
 }
 
 pub fn remap(edit: &Edit<'_>, lines: &[u32]) -> Vec<Remap> {
@@ -72,6 +74,7 @@ fn resolve(old_line: u32, position: Position, edit: &Edit<'_>, new_exec: &[u32])
         Position::Same(n) => (n, Why::Followed),
         Position::Edited(n) => (n, Why::Edited),
         Position::Deleted(n) => (n, Why::Deleted),
+        Position::Moved(n) => (n, Why::Moved),
     };
 
     match next_executable(new_exec, target) {
@@ -93,6 +96,10 @@ fn resolve(old_line: u32, position: Position, edit: &Edit<'_>, new_exec: &[u32])
                 (Why::Followed, true) => (
                     Status::Moved,
                     format!("lines above it changed; its statement moved from line {old_line} to {new_line}"),
+                ),
+                (Why::Moved, true) => (
+                    Status::Moved,
+                    format!("its code was moved; it followed from line {old_line} to {new_line}"),
                 ),
                 (Why::Edited, true) if new_line == old_line => {
                     (Status::Kept, "its line was edited in place".to_string())
@@ -119,6 +126,7 @@ fn resolve(old_line: u32, position: Position, edit: &Edit<'_>, new_exec: &[u32])
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Why {
     Followed,
+    Moved,
     Edited,
     Deleted,
     NoCode,
@@ -127,7 +135,9 @@ enum Why {
 impl Why {
     fn describe(self, old_line: u32) -> String {
         match self {
-            Why::Followed => format!("line {old_line} no longer holds executable code"),
+            Why::Followed | Why::Moved => {
+                format!("line {old_line} no longer holds executable code")
+            }
             Why::Edited => format!("line {old_line} was edited and holds no executable code now"),
             Why::Deleted => format!("the statement at line {old_line} was deleted"),
             Why::NoCode => format!("line {old_line} had no executable code, so it never triggered"),
@@ -162,9 +172,11 @@ impl LinePositions {
         let old_lines: Vec<&str> = old.lines().collect();
         let new_lines: Vec<&str> = new.lines().collect();
         let mut table = Vec::new();
+        let mut new_matched = vec![false; new_lines.len()];
         for op in diff.ops() {
             match *op {
                 DiffOp::Equal { new_index, len, .. } => {
+                    new_matched[new_index..new_index + len].fill(true);
                     table.extend((0..len).map(|i| Position::Same(line_no(new_index + i))))
                 }
                 DiffOp::Delete {
@@ -183,6 +195,7 @@ impl LinePositions {
                 )),
             }
         }
+        follow_moved_lines(&mut table, &old_lines, &new_lines, &new_matched);
         table
     }
 
@@ -197,6 +210,45 @@ impl LinePositions {
             },
         }
     }
+}
+
+/// A diff sees a moved function as a deletion plus an insertion. A line
+/// that the diff lost, which occurs exactly once in each text and appears
+/// among the new text's unmatched lines, is the same statement moved.
+fn follow_moved_lines(table: &mut [Position], old: &[&str], new: &[&str], new_matched: &[bool]) {
+    let (old_counts, new_counts) = (line_counts(old), line_counts(new));
+
+    for (i, position) in table.iter_mut().enumerate() {
+        if matches!(position, Position::Same(_) | Position::Moved(_)) {
+            continue;
+        }
+        let Some(text) = old.get(i).map(|l| l.trim()) else {
+            continue;
+        };
+        if !distinctive(text) || old_counts.get(text).map(|c| c.0) != Some(1) {
+            continue;
+        }
+        if let Some(&(1, j)) = new_counts.get(text) {
+            if !new_matched[j] {
+                *position = Position::Moved(line_no(j));
+            }
+        }
+    }
+}
+
+/// Trimmed line → (occurrences, index of the first one).
+fn line_counts<'a>(lines: &[&'a str]) -> std::collections::HashMap<&'a str, (usize, usize)> {
+    let mut counts = std::collections::HashMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        counts.entry(line.trim()).or_insert((0, i)).0 += 1;
+    }
+    counts
+}
+
+/// Lines like `end`, `do` or `)` say nothing about which statement they are.
+fn distinctive(line: &str) -> bool {
+    line.chars().filter(|c| c.is_alphanumeric()).count() >= 4
+        && !matches!(line, "else" | "after" | "rescue" | "catch")
 }
 
 /// A rewritten line and its counterpart must share at least this much.
@@ -296,6 +348,16 @@ mod tests {
         assert_eq!(r[0].new_line, Some(5), "{:?}", r[0]);
         assert_eq!(r[0].status, Status::Moved);
         assert_eq!(r[1].new_line, Some(6));
+    }
+
+    #[test]
+    fn breakpoints_follow_a_function_moved_elsewhere_in_the_file() {
+        let old = "defmodule M do\n  def a do\n    :alpha_one\n  end\n\n  def b(x) do\n    y = x * 3\n    y - 1\n  end\nend\n";
+        let new = "defmodule M do\n  def b(x) do\n    y = x * 3\n    y - 1\n  end\n\n  def a do\n    :alpha_one\n  end\nend\n";
+        let r = run(old, new, &[3, 7, 8], &[3, 4, 8], &[7, 8, 3]);
+        let lines: Vec<_> = r.iter().map(|m| m.new_line).collect();
+        assert_eq!(lines, vec![Some(3), Some(4), Some(8)], "{r:?}");
+        assert!(r.iter().all(|m| m.status == Status::Moved), "{r:?}");
     }
 
     #[test]
