@@ -97,7 +97,10 @@ defmodule DebugReload.IntFactsTest do
     recompile(p, mod, :v2)
     beam = Path.join(p.ebin, "#{mod}.beam")
     source = Project.path(p, "lib/srv.ex")
-    assert {:ok, %{mode: :clean}} = DebugReload.Interpreter.swap(mod, source, beam, File.read!(beam), 1_000)
+
+    assert {:ok, %{mode: :clean}} =
+             DebugReload.Interpreter.swap(mod, source, beam, File.read!(beam), busy_timeout: 1_000)
+
     :ok = :int.delete_break(mod, 7)
 
     assert GenServer.call(idle, :tag, 2_000) == :v2
@@ -130,7 +133,10 @@ defmodule DebugReload.IntFactsTest do
     recompile(p, mod, :v3)
     beam = Path.join(p.ebin, "#{mod}.beam")
     source = Project.path(p, "lib/srv.ex")
-    assert {:ok, %{mode: :clean}} = DebugReload.Interpreter.swap(mod, source, beam, File.read!(beam), 1_000)
+
+    assert {:ok, %{mode: :clean}} =
+             DebugReload.Interpreter.swap(mod, source, beam, File.read!(beam), busy_timeout: 1_000)
+
     assert mod_db_count(mod) == 1
     assert GenServer.call(pid, :tag) == :v3
   end

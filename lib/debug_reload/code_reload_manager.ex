@@ -255,8 +255,9 @@ defmodule DebugReload.CodeReloadManager do
 
   defp remember_text(state, source) do
     with false <- Map.has_key?(state.texts, source),
-         {:ok, text} <- File.read(source),
-         true <- Map.get(state.sources, source) == Native.digest_binary(text) do
+         {:ok, bytes} <- File.read(source),
+         true <- Map.get(state.sources, source) == Native.digest_binary(bytes),
+         text when is_binary(text) <- utf8(bytes) do
       put_in(state.texts[source], text)
     else
       _ -> state
@@ -385,6 +386,48 @@ defmodule DebugReload.CodeReloadManager do
       |> read_beams(beams)
 
     loads = Enum.filter(loads, &in_scope?(&1.source, sources_in_scope))
+
+    case redefinitions(loads, state) do
+      [] -> load_checked(report, {scope, current, t0}, {loads, skipped, errors}, {beams, beam_changes}, state)
+      conflicts -> {{:error, redefinition_message(conflicts), report}, state}
+    end
+  end
+
+  # Mix (1.14) lets a second file redefine a module with only a warning;
+  # loading that would silently swap one file's code for another's.
+  defp redefinitions(loads, state) do
+    for info <- loads,
+        old_source = previous_source(info.module, state),
+        is_binary(old_source) and is_binary(info.source),
+        old_source != info.source and File.exists?(old_source),
+        do: {info.module, old_source, info.source}
+  end
+
+  defp previous_source(module, state) do
+    case state.interpreted do
+      %{^module => %{source: source}} ->
+        source
+
+      _ ->
+        with true <- :code.is_loaded(module) != false,
+             source when is_list(source) <- module.module_info(:compile)[:source] do
+          List.to_string(source)
+        else
+          _ -> nil
+        end
+    end
+  end
+
+  defp redefinition_message(conflicts) do
+    conflicts
+    |> Enum.map_join("; ", fn {module, old, new} ->
+      "#{inspect(module)} is defined in both #{Path.relative_to(old, File.cwd!())} and #{Path.relative_to(new, File.cwd!())}"
+    end)
+    |> Kernel.<>("; remove one definition and reload")
+  end
+
+  defp load_checked(report, {scope, current, t0}, {loads, skipped, errors}, {beams, beam_changes}, state) do
+    sources_in_scope = if scope, do: MapSet.new(scope), else: nil
     removed = removed_modules(beam_changes.removed, sources_in_scope, state)
 
     {entries, procs, warnings, planned, state} = apply_loads(loads, state)
@@ -529,7 +572,10 @@ defmodule DebugReload.CodeReloadManager do
           {:error, "old code still running in #{inspect(holders(info.module))}"}
 
         true ->
-          Interpreter.swap(info.module, info.source, info.path, info.binary, state.busy_timeout)
+          Interpreter.swap(info.module, info.source, info.path, info.binary,
+            busy_timeout: state.busy_timeout,
+            rollback: old && {old.path, old.binary}
+          )
       end
 
     case result do
@@ -568,9 +614,19 @@ defmodule DebugReload.CodeReloadManager do
   defp read_text(nil), do: nil
 
   defp read_text(path) do
-    case File.read(path) do
-      {:ok, text} -> text
+    with {:ok, bytes} <- File.read(path) do
+      utf8(bytes)
+    else
       _ -> nil
+    end
+  end
+
+  # Erlang sources may be Latin-1; the remapper works on UTF-8 text.
+  defp utf8(bytes) do
+    cond do
+      String.valid?(bytes) -> bytes
+      is_binary(text = :unicode.characters_to_binary(bytes, :latin1)) -> text
+      true -> nil
     end
   end
 

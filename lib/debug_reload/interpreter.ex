@@ -81,18 +81,23 @@ defmodule DebugReload.Interpreter do
 
   @doc """
   Interprets `beam` as the new code of `module`, moving every process that
-  can safely move. `busy_timeout` bounds how long to wait for processes
-  running interpreted code to pause or return.
+  can safely move.
+
+  Options: `:busy_timeout` (ms, default 2000) bounds how long to wait for
+  processes running the module's interpreted code to pause or return;
+  `:rollback` (`{beam_path, binary}` of the code being replaced) is
+  re-interpreted, with the breakpoints, if the new code cannot be.
   """
-  @spec swap(module(), String.t(), String.t(), binary(), non_neg_integer()) ::
+  @spec swap(module(), String.t(), String.t(), binary(), keyword()) ::
           {:ok, swap_result()} | {:error, String.t()}
-  def swap(module, source, beam_path, beam, busy_timeout) do
+  def swap(module, source, beam_path, beam, opts \\ []) do
     breaks = breakpoints(module)
-    deadline = System.monotonic_time(:millisecond) + busy_timeout
-    do_swap(module, source, beam_path, beam, breaks, deadline)
+    deadline = System.monotonic_time(:millisecond) + Keyword.get(opts, :busy_timeout, 2_000)
+    rollback = Keyword.get(opts, :rollback)
+    do_swap(module, source, {beam_path, beam}, rollback, breaks, deadline)
   end
 
-  defp do_swap(module, source, beam_path, beam, breaks, deadline) do
+  defp do_swap(module, source, new, rollback, breaks, deadline) do
     users = users(module)
 
     result =
@@ -103,14 +108,14 @@ defmodule DebugReload.Interpreter do
         if busy? and System.monotonic_time(:millisecond) < deadline do
           :retry
         else
-          commit(module, source, beam_path, beam, breaks, classified)
+          commit(module, source, new, rollback, breaks, classified)
         end
       end)
 
     case result do
       :retry ->
         Process.sleep(@busy_retry_ms)
-        do_swap(module, source, beam_path, beam, breaks, deadline)
+        do_swap(module, source, new, rollback, breaks, deadline)
 
       {:ok, swap, safe_metas} ->
         await_invalidated(safe_metas, module)
@@ -121,7 +126,7 @@ defmodule DebugReload.Interpreter do
     end
   end
 
-  defp commit(module, source, beam_path, beam, breaks, classified) do
+  defp commit(module, source, {beam_path, beam}, rollback, breaks, classified) do
     {safe, unsafe} = Enum.split_with(classified, fn {_, c} -> c in [:safe, :gone] end)
     safe_metas = for {{_pid, meta}, :safe} <- safe, do: meta
 
@@ -132,11 +137,11 @@ defmodule DebugReload.Interpreter do
 
       case load(module, source, beam_path, beam) do
         :ok ->
-          Enum.each(breaks, fn {line, options} -> set_breakpoint(module, line, options) end)
+          restore_breakpoints(module, breaks)
           {:ok, %{mode: :clean, pending: []}, safe_metas}
 
-        {:error, _} = error ->
-          error
+        {:error, message} ->
+          {:error, roll_back(module, source, rollback, breaks, message)}
       end
     else
       case load(module, source, beam_path, beam) do
@@ -193,6 +198,25 @@ defmodule DebugReload.Interpreter do
         {:error, :in_use}
       end
     end)
+  end
+
+  defp restore_breakpoints(module, breaks),
+    do: Enum.each(breaks, fn {line, options} -> set_breakpoint(module, line, options) end)
+
+  # The module was already dropped from the interpreter: put the old code
+  # back so the session is as it was.
+  defp roll_back(module, _source, nil, _breaks, message),
+    do: message <> "; no old code to restore, #{inspect(module)} is no longer interpreted"
+
+  defp roll_back(module, source, {old_path, old_beam}, breaks, message) do
+    case load(module, source, old_path, old_beam) do
+      :ok ->
+        restore_breakpoints(module, breaks)
+        message <> "; the old code was re-interpreted"
+
+      {:error, again} ->
+        message <> "; restoring the old code failed too: " <> again
+    end
   end
 
   # `:int.nn/1` is meant to delete the module's breakpoints everywhere, but

@@ -1,0 +1,112 @@
+defmodule DebugReload.FaultsTest do
+  # After each fault: the VM is alive, the old code runs, breakpoints are
+  # intact and no process died.
+  use ExUnit.Case, async: false
+
+  alias DebugReload.Test.Project
+
+  setup do
+    n = System.unique_integer([:positive])
+    mods = for i <- 1..5, do: Module.concat(["Fault#{n}", "M#{i}"])
+    files = for {m, i} <- Enum.with_index(mods, 1), into: %{}, do: {"lib/m#{i}.ex", source(m, 1)}
+    project = Project.create(files)
+    Project.interpret(mods)
+    name = :"faults_#{n}"
+    start_supervised!({DebugReload, project: project.root, name: name, mix_env: "dev"}, id: name)
+    DebugReload.pending(name)
+
+    [first | _] = mods
+    :ok = :int.break(first, 3)
+    :ok = :int.test_at_break(first, 3, {__MODULE__, :never})
+    {:ok, server} = Agent.start(fn -> first.value() end)
+    on_exit(fn -> Project.cleanup(project, mods) end)
+    %{project: project, mods: mods, server: name, agent: server}
+  end
+
+  def never(_bindings), do: false
+
+  def source(mod, value, extra \\ "") do
+    """
+    defmodule #{inspect(mod)} do
+    #{extra}  def value do
+        #{value}
+      end
+    end
+    """
+  end
+
+  defp assert_intact(%{mods: mods, agent: agent}) do
+    assert Enum.map(mods, &Task.await(Task.async(fn -> &1.value() end))) == [1, 1, 1, 1, 1]
+    assert Enum.all?(mods, &(&1 in :int.interpreted()))
+    [first | _] = mods
+    assert [{{^first, 3}, [:active, :enable, :null, {__MODULE__, :never}]}] = :int.all_breaks(first)
+    assert Process.alive?(agent)
+    assert Agent.get(agent, & &1) == 1
+  end
+
+  test "a compile error in the 3rd of 5 changed files loads none of them", %{project: p, mods: mods} = ctx do
+    for {m, i} <- Enum.with_index(mods, 1) do
+      body = if i == 3, do: "value(", else: "2"
+      Project.write(p, "lib/m#{i}.ex", source(m, body))
+    end
+
+    assert {:error, report} = DebugReload.reload(server: ctx.server)
+    assert Enum.any?(report.diagnostics, &(&1.file =~ "m3.ex"))
+    assert_intact(ctx)
+  end
+
+  test "a file that is not UTF-8 is a clear compile error", %{project: p, mods: [_, m2 | _]} = ctx do
+    Project.write(p, "lib/m2.ex", source(m2, "\"caf\xE9\""))
+    assert {:error, report} = DebugReload.reload(server: ctx.server)
+    assert report.error =~ "m2.ex"
+    assert_intact(ctx)
+  end
+
+  test "a module defined in two files is rejected", %{project: p, mods: [m1 | _]} = ctx do
+    Project.write(p, "lib/dup.ex", source(m1, 9))
+    assert {:error, report} = DebugReload.reload(server: ctx.server)
+    assert report.error =~ "defined in both"
+    assert report.error =~ "dup.ex"
+    assert_intact(ctx)
+  end
+
+  test "a module whose @on_load fails keeps its old interpreted code",
+       %{project: p, mods: [_, m2 | _]} = ctx do
+    on_load =
+      "  @on_load :check\n  def check, do: if(System.get_env(\"DEBUG_RELOAD_FAIL_ON_LOAD\"), do: :error, else: :ok)\n"
+
+    # The compile worker started without the variable: it compiles fine there.
+    System.put_env("DEBUG_RELOAD_FAIL_ON_LOAD", "1")
+    on_exit(fn -> System.delete_env("DEBUG_RELOAD_FAIL_ON_LOAD") end)
+    Project.write(p, "lib/m2.ex", source(m2, 2, on_load))
+
+    assert {:ok, report} = DebugReload.reload(server: ctx.server)
+    assert [%{action: :deferred, reason: reason}] = Enum.filter(report.modules, &(&1.module == m2))
+    assert reason =~ "old code was re-interpreted"
+    assert_intact(ctx)
+  end
+
+  test "the manager killed mid-reload is restarted and the next reload works",
+       %{project: p, mods: [m1 | _]} = ctx do
+    Project.write(p, "lib/m1.ex", source(m1, 5))
+    pid = Process.whereis(ctx.server)
+    task = Task.async(fn -> catch_exit(DebugReload.reload(server: ctx.server)) end)
+    Process.sleep(20)
+    Process.exit(pid, :kill)
+    Task.await(task, 30_000)
+
+    new_pid = wait_for_restart(ctx.server, pid)
+    assert is_pid(new_pid)
+    assert {:ok, report} = DebugReload.reload(server: ctx.server)
+    assert report.status in [:ok, :noop]
+    assert Task.await(Task.async(fn -> m1.value() end)) == 5
+  end
+
+  defp wait_for_restart(name, old, tries \\ 200) do
+    case Process.whereis(name) do
+      pid when is_pid(pid) and pid != old -> pid
+      _ when tries > 0 -> Process.sleep(25) && wait_for_restart(name, old, tries - 1)
+      _ -> flunk("manager was not restarted")
+    end
+  end
+end
