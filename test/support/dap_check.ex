@@ -8,7 +8,9 @@ defmodule DebugReload.Test.DapCheck do
   import ExUnit.Assertions
 
   @root Path.expand("../..", __DIR__)
-  @dap_schema Path.expand("../shared/dap/debugAdapterProtocol.json", @root)
+  # shared/ sits beside the project checkout (as in CI); DAP_SCHEMA overrides.
+  @dap_schema System.get_env("DAP_SCHEMA") ||
+                Path.expand("../shared/dap/debugAdapterProtocol.json", @root)
   @body_schema Path.join(@root, "docs/reload_code_response.schema.json")
 
   @doc """
@@ -16,6 +18,9 @@ defmodule DebugReload.Test.DapCheck do
   (then the body must also satisfy our reloadCode body schema).
   """
   def validate!(checks) do
+    File.exists?(@dap_schema) ||
+      flunk("the DAP schema #{@dap_schema} is missing (set DAP_SCHEMA to its path)")
+
     body = @body_schema |> File.read!() |> DebugReload.Native.decode_json() |> elem(1)
 
     input = %{
