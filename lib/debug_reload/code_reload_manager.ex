@@ -185,7 +185,7 @@ defmodule DebugReload.CodeReloadManager do
     {beams, _errors} = Native.scan_sources(Project.ebin_dirs(project), [".beam"])
     # Sources edited after the last compile are left out, so the first
     # reload sees them as changed instead of taking them as the baseline.
-    sources = Map.drop(sources, stale_sources(project, Map.keys(sources)))
+    sources = Map.drop(sources, Staleness.edited_since_compile(project, Map.keys(sources)))
     state = %{state | project: project, sources: sources, beams: beams}
     subscribe_to_interpreter()
     remember_interpreted(state, Interpreter.interpreted())
@@ -194,23 +194,6 @@ defmodule DebugReload.CodeReloadManager do
   # The whole project tree (Native skips _build, deps and .git): the same
   # set for the baseline and for every later scan, whatever the layout.
   defp scan_sources(project), do: Native.scan_sources([project.root], Project.source_extensions())
-
-  defp stale_sources(project, paths) do
-    manifests =
-      Path.wildcard(Path.join([project.build_path, "lib", "*", ".mix", "compile.elixir"]), match_dot: true)
-
-    case manifests |> Enum.map(&mtime/1) |> Enum.reject(&is_nil/1) do
-      [] -> paths
-      times -> Enum.filter(paths, &((mtime(&1) || 0) > Enum.min(times)))
-    end
-  end
-
-  defp mtime(path) do
-    case File.stat(path, time: :posix) do
-      {:ok, %{mtime: mtime}} -> mtime
-      _ -> nil
-    end
-  end
 
   defp subscribe_to_interpreter do
     if Process.whereis(:dbg_iserver), do: :int.subscribe()

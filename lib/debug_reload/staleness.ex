@@ -23,6 +23,21 @@ defmodule DebugReload.Staleness do
     Enum.each(erl, &backdate_erlang_beam(project, &1))
   end
 
+  @doc "The `paths` modified after the project's last Elixir compile (all, if never compiled)."
+  @spec edited_since_compile(Project.t(), [String.t()]) :: [String.t()]
+  def edited_since_compile(project, paths) do
+    case project |> elixir_manifests() |> Enum.map(&mtime/1) |> Enum.reject(&is_nil/1) do
+      [] -> paths
+      times -> Enum.filter(paths, &((mtime(&1) || 0) > Enum.min(times)))
+    end
+  end
+
+  defp elixir_manifests(project) do
+    project.build_path
+    |> Path.join("lib/*/.mix/compile.elixir")
+    |> Path.wildcard(match_dot: true)
+  end
+
   defp backdate_elixir_manifests(_project, []), do: :ok
 
   defp backdate_elixir_manifests(project, sources) do
@@ -33,9 +48,8 @@ defmodule DebugReload.Staleness do
       times ->
         target = Enum.min(times) - 1
 
-        project.build_path
-        |> Path.join("lib/*/.mix/compile.elixir")
-        |> Path.wildcard(match_dot: true)
+        project
+        |> elixir_manifests()
         |> Enum.each(&backdate(&1, target))
     end
   end

@@ -9,13 +9,14 @@ defmodule DebugReload.Test.Project do
 
   @type t :: %__MODULE__{root: String.t(), app: atom(), ebin: String.t()}
 
-  @base Path.join(System.tmp_dir!(), "debug_reload_test")
+  # Per OS process, so two test runs on one machine never share fixtures.
+  defp base, do: Path.join([System.tmp_dir!(), "debug_reload_test", System.pid()])
 
   @doc "Creates and compiles a project with `files` (relative path => source)."
   def create(files, opts \\ []) do
     id = System.unique_integer([:positive])
     app = :"reload_fixture_#{id}"
-    root = Path.join(@base, "#{app}")
+    root = Path.join(base(), "#{app}")
     File.rm_rf!(root)
     File.mkdir_p!(root)
     File.write!(Path.join(root, "mix.exs"), mix_exs(app, Keyword.get(opts, :deps, [])))
