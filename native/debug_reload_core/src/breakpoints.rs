@@ -6,6 +6,7 @@
 //! texts, then snaps the result onto a line that holds executable code.
 //! Every input line gets exactly one answer, with a reason: none is dropped.
 
+use crate::structure::{same_shape, Structure};
 use serde::Serialize;
 use similar::{Algorithm, DiffOp, TextDiff};
 
@@ -40,6 +41,9 @@ pub struct Edit<'a> {
     pub old_executable: &'a [u32],
     /// Executable lines of the new code, where a breakpoint can trigger.
     pub new_executable: &'a [u32],
+    /// Statements of the old and new code, from the beams' debug info.
+    pub old_structure: Option<&'a Structure>,
+    pub new_structure: Option<&'a Structure>,
 }
 
 /// Where an old line ended up in the new text.
@@ -61,10 +65,181 @@ pub fn remap(edit: &Edit<'_>, lines: &[u32]) -> Vec<Remap> {
     new_exec.sort_unstable();
     new_exec.dedup();
 
+    let texts = Texts {
+        old: edit
+            .old_text
+            .map(|t| t.lines().collect())
+            .unwrap_or_default(),
+        new: edit
+            .new_text
+            .map(|t| t.lines().collect())
+            .unwrap_or_default(),
+    };
+
     lines
         .iter()
-        .map(|&line| resolve(line, positions.locate(line), edit, &new_exec))
+        .map(|&line| {
+            let position = positions.locate(line);
+            structural(line, position, edit, &texts, &new_exec)
+                .unwrap_or_else(|| resolve(line, position, edit, &new_exec))
+        })
         .collect()
+}
+
+struct Texts<'a> {
+    old: Vec<&'a str>,
+    new: Vec<&'a str>,
+}
+
+/// A statement's text and its counterpart's must share at least this much.
+const STATEMENT_SIMILARITY: f32 = 0.75;
+
+fn statement_similarity(a: &str, b: &str) -> f32 {
+    if a == b {
+        1.0
+    } else {
+        TextDiff::from_chars(a, b).ratio()
+    }
+}
+
+impl Texts<'_> {
+    /// The text of the statement starting at `line`, up to the next
+    /// statement, with white space collapsed.
+    fn statement(lines: &[&str], structure: &Structure, line: u32) -> Option<String> {
+        let start = (line as usize).checked_sub(1)?;
+        let end = structure
+            .next_start_after(line)
+            .map_or(lines.len(), |next| (next as usize - 1).min(lines.len()));
+        let text = lines.get(start..end.max(start + 1))?.join(" ");
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = text
+            .trim_end_matches(" end")
+            .trim_end_matches("end")
+            .trim()
+            .to_string();
+        (!text.is_empty()).then_some(text)
+    }
+
+    fn old_statement(&self, structure: &Structure, line: u32) -> Option<String> {
+        Self::statement(&self.old, structure, line)
+    }
+
+    fn new_statement(&self, structure: &Structure, line: u32) -> Option<String> {
+        Self::statement(&self.new, structure, line)
+    }
+}
+
+/// Places a breakpoint by its statement: function, clause and expression
+/// path. `None` leaves the decision to the text diff, which is right for a
+/// line that is unchanged and still code, or when no structure is known.
+fn structural(
+    old_line: u32,
+    position: Position,
+    edit: &Edit<'_>,
+    texts: &Texts<'_>,
+    new_exec: &[u32],
+) -> Option<Remap> {
+    let (old_s, new_s) = (edit.old_structure?, edit.new_structure?);
+    let statement = old_s.at_line(old_line)?;
+    // Without an old text, "same line" only means "same number".
+    if let (Position::Same(n) | Position::Moved(n), Some(_)) = (position, edit.old_text) {
+        if new_exec.binary_search(&n).is_ok() {
+            return None;
+        }
+    }
+
+    let function = statement.function.as_str();
+    if !new_s.has_function(function) {
+        return Some(Remap {
+            old_line,
+            new_line: None,
+            status: Status::Removed,
+            reason: format!("function {function} was removed"),
+        });
+    }
+    let clause = new_s.clause(function, statement.clause);
+    let Some(last) = clause.last() else {
+        let first = new_s.function(function)[0].line;
+        let why = format!(
+            "clause {} of {function} was removed; moved to the first statement of {function}",
+            statement.clause + 1
+        );
+        return Some(placed(old_line, first, Status::Relocated, why));
+    };
+
+    // The statement whose whole text (over however many lines it spans now)
+    // is most like the old one, if clearly so: survives reformatting.
+    if let Some(text) = texts.old_statement(old_s, old_line) {
+        let mut scored: Vec<(f32, u32)> = clause
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    statement_similarity(&text, &texts.new_statement(new_s, s.line)?),
+                    s.line,
+                ))
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let clear = match scored[..] {
+            [(best, _), (second, _), ..] => best >= STATEMENT_SIMILARITY && best > second + 0.05,
+            [(best, _)] => best >= STATEMENT_SIMILARITY,
+            [] => false,
+        };
+        if clear {
+            let why = format!("followed its statement in {function}");
+            return Some(placed(old_line, scored[0].1, Status::Moved, why));
+        }
+    }
+    if let Position::Edited(n) = position {
+        // The rewritten line may be the second line of a statement that
+        // now spans several: the statement is the one that starts last
+        // before it, if that one is in this clause.
+        let enclosing = new_s
+            .enclosing(n)
+            .filter(|s| s.function == function && s.clause == statement.clause);
+        if let Some(s) = enclosing {
+            return Some(placed(
+                old_line,
+                s.line,
+                Status::Moved,
+                "its line was edited".into(),
+            ));
+        }
+    }
+    if same_shape(old_s, new_s, function, statement.clause) {
+        if let Some(s) = new_s.lookup(function, statement.clause, &statement.path) {
+            let why = format!("followed its statement in {function} across the reformat");
+            return Some(placed(old_line, s.line, Status::Moved, why));
+        }
+    }
+
+    let anchor = match position {
+        Position::Same(n) | Position::Edited(n) | Position::Deleted(n) | Position::Moved(n) => n,
+    };
+    let next = clause
+        .iter()
+        .map(|s| s.line)
+        .find(|&l| l >= anchor)
+        .unwrap_or(last.line);
+    let why = format!(
+        "the statement at line {old_line} was deleted; moved to the next statement of {function}"
+    );
+    Some(placed(old_line, next, Status::Relocated, why))
+}
+
+/// A decided placement; staying on the same line is reported as kept.
+fn placed(old_line: u32, new_line: u32, status: Status, reason: String) -> Remap {
+    let status = if status == Status::Moved && new_line == old_line {
+        Status::Kept
+    } else {
+        status
+    };
+    Remap {
+        old_line,
+        new_line: Some(new_line),
+        status,
+        reason,
+    }
 }
 
 fn resolve(old_line: u32, position: Position, edit: &Edit<'_>, new_exec: &[u32]) -> Remap {
@@ -257,9 +432,11 @@ const MIN_SIMILARITY: f32 = 0.5;
 /// Beyond this many candidate pairs in one hunk, similarity is too costly.
 const MAX_PAIRINGS: usize = 4_096;
 
-/// Pairs each old line of a rewritten hunk with the most similar new line
-/// of that hunk, keeping the order of lines. An old line with no similar
-/// counterpart was deleted in favour of what follows it.
+/// Pairs old lines of a rewritten hunk with new lines of that hunk: the
+/// order-preserving pairing with the greatest total similarity (a weighted
+/// longest common subsequence), so that one deleted line that resembles a
+/// later one cannot push every following pair out of place. An old line
+/// left unpaired was deleted in favour of what follows it.
 fn pair_rewritten(old: &[&str], new: &[&str], new_index: usize) -> Vec<Position> {
     if old.len().saturating_mul(new.len()) > MAX_PAIRINGS {
         // A huge rewrite (a reformat of the whole file, say): pair by position
@@ -268,22 +445,38 @@ fn pair_rewritten(old: &[&str], new: &[&str], new_index: usize) -> Vec<Position>
             .map(|i| Position::Edited(line_no(new_index + i.min(new.len().saturating_sub(1)))))
             .collect();
     }
-    let mut next_free = 0;
-    old.iter()
-        .map(|old_line| {
-            let best = (next_free..new.len())
-                .map(|j| (j, similarity(old_line, new[j])))
-                .filter(|&(_, score)| score >= MIN_SIMILARITY)
-                .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
-            match best {
-                Some((j, _)) => {
-                    next_free = j + 1;
-                    Position::Edited(line_no(new_index + j))
-                }
-                None => Position::Deleted(line_no(new_index + next_free)),
-            }
-        })
-        .collect()
+    let (n, m) = (old.len(), new.len());
+    let sim: Vec<Vec<f32>> = old
+        .iter()
+        .map(|o| new.iter().map(|nl| similarity(o, nl)).collect())
+        .collect();
+    // best[i][j]: best total for old[i..] and new[j..].
+    let mut best = vec![vec![0f32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            let pair = if sim[i][j] >= MIN_SIMILARITY {
+                sim[i][j] + best[i + 1][j + 1]
+            } else {
+                0.0
+            };
+            best[i][j] = pair.max(best[i + 1][j]).max(best[i][j + 1]);
+        }
+    }
+    let mut positions = Vec::with_capacity(n);
+    let (mut i, mut j) = (0, 0);
+    while i < n {
+        if j < m && sim[i][j] >= MIN_SIMILARITY && best[i][j] == sim[i][j] + best[i + 1][j + 1] {
+            positions.push(Position::Edited(line_no(new_index + j)));
+            i += 1;
+            j += 1;
+        } else if j < m && best[i][j] == best[i][j + 1] {
+            j += 1;
+        } else {
+            positions.push(Position::Deleted(line_no(new_index + j)));
+            i += 1;
+        }
+    }
+    positions
 }
 
 fn similarity(a: &str, b: &str) -> f32 {
@@ -308,6 +501,7 @@ mod tests {
             new_text: Some(new),
             old_executable: old_exec,
             new_executable: new_exec,
+            ..Edit::default()
         };
         remap(&edit, lines)
     }
@@ -395,6 +589,7 @@ mod tests {
             new_text: Some(OLD),
             old_executable: &[],
             new_executable: &[3, 4],
+            ..Edit::default()
         };
         let r = remap(&edit, &[4, 5]);
         assert_eq!(r[0].status, Status::Kept);
@@ -406,5 +601,105 @@ mod tests {
         let r = run(OLD, "", &[3, 4], &[], &[0, 1, 3, 99]);
         assert_eq!(r.len(), 4);
         assert!(r.iter().all(|m| !m.reason.is_empty()));
+    }
+}
+
+#[cfg(test)]
+mod structural_tests {
+    use super::*;
+    use crate::structure::Statement;
+
+    fn st(function: &str, clause: u32, path: &[u32], line: u32) -> Statement {
+        Statement {
+            function: function.into(),
+            clause,
+            path: path.to_vec(),
+            line,
+        }
+    }
+
+    fn remap_with(
+        old: (&str, Vec<Statement>),
+        new: (&str, Vec<Statement>),
+        lines: &[u32],
+        with_text: bool,
+    ) -> Vec<Remap> {
+        let old_exec: Vec<u32> = old.1.iter().map(|s| s.line).collect();
+        let new_exec: Vec<u32> = new.1.iter().map(|s| s.line).collect();
+        let (old_s, new_s) = (Structure::new(old.1), Structure::new(new.1));
+        let edit = Edit {
+            old_text: with_text.then_some(old.0),
+            new_text: Some(new.0),
+            old_executable: &old_exec,
+            new_executable: &new_exec,
+            old_structure: Some(&old_s),
+            new_structure: Some(&new_s),
+        };
+        remap(&edit, lines)
+    }
+
+    const OLD: &str = "defmodule M do\n  def f(x) do\n    a = x + 1\n    b = a * 2\n    b - 3\n  end\n\n  def g, do: :ok\nend\n";
+
+    fn old_structure() -> Vec<Statement> {
+        vec![
+            st("f/1", 0, &[0], 3),
+            st("f/1", 0, &[1], 4),
+            st("f/1", 0, &[2], 5),
+            st("g/0", 0, &[0], 8),
+        ]
+    }
+
+    #[test]
+    fn a_reformatted_file_keeps_breakpoints_on_their_statements() {
+        let new = "defmodule M do\n  def f(x) do\n    a =\n      x +\n        1\n\n    b =\n      a * 2\n\n    b - 3\n  end\n\n  def g do\n    :ok\n  end\nend\n";
+        let structure = vec![
+            st("f/1", 0, &[0], 3),
+            st("f/1", 0, &[1], 7),
+            st("f/1", 0, &[2], 10),
+            st("g/0", 0, &[0], 14),
+        ];
+        for with_text in [true, false] {
+            let r = remap_with(
+                (OLD, old_structure()),
+                (new, structure.clone()),
+                &[3, 4, 5, 8],
+                with_text,
+            );
+            let lines: Vec<_> = r.iter().map(|m| m.new_line).collect();
+            assert_eq!(
+                lines,
+                vec![Some(3), Some(7), Some(10), Some(14)],
+                "text: {with_text}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_deleted_statement_goes_to_the_next_statement_of_its_clause() {
+        let new = "defmodule M do\n  def f(x) do\n    a = x + 1\n    b - 3\n  end\n\n  def g, do: :ok\nend\n";
+        let structure = vec![
+            st("f/1", 0, &[0], 3),
+            st("f/1", 0, &[1], 4),
+            st("g/0", 0, &[0], 7),
+        ];
+        let r = remap_with((OLD, old_structure()), (new, structure), &[4], true);
+        assert_eq!(r[0].new_line, Some(4));
+        assert_eq!(r[0].status, Status::Relocated);
+        assert!(r[0].reason.contains("f/1"), "{}", r[0].reason);
+    }
+
+    #[test]
+    fn a_removed_function_removes_its_breakpoints_naming_it() {
+        let new = "defmodule M do\n  def g, do: :ok\nend\n";
+        let r = remap_with(
+            (OLD, old_structure()),
+            (new, vec![st("g/0", 0, &[0], 2)]),
+            &[4, 8],
+            true,
+        );
+        assert_eq!(r[0].status, Status::Removed);
+        assert_eq!(r[0].reason, "function f/1 was removed");
+        assert_eq!(r[1].new_line, Some(2));
+        assert_eq!(r[1].status, Status::Moved);
     }
 }

@@ -6,3 +6,4 @@
 
 pub mod breakpoints;
 pub mod changes;
+pub mod structure;
