@@ -53,6 +53,16 @@ defmodule DebugReload.DAPTest do
 
   defp with_seq(message), do: Map.put(message, "seq", 1)
 
+  defp without_progress([%{"event" => "progressStart"} | rest]) do
+    assert %{"event" => "progressEnd"} = List.last(rest)
+    Enum.drop(rest, -1)
+  end
+
+  defp without_progress(events) do
+    refute Enum.any?(events, &(&1["event"] in ["progressStart", "progressEnd"]))
+    events
+  end
+
   test "capabilities validate as DAP Capabilities" do
     DapCheck.validate!([{"Capabilities", DAP.capabilities()}])
     assert DAP.capabilities()["supportsReloadCodeRequest"] == true
@@ -87,6 +97,8 @@ defmodule DebugReload.DAPTest do
     assert [%{"status" => "pausedOnOldCode"}] = body["processes"]
     assert Enum.all?(~w(compileMs loadMs breakpointsMs totalMs), &is_number(body["timings"][&1]))
 
+    # A slow machine may take more than 300 ms: then progress events wrap the rest.
+    events = without_progress(events)
     assert Enum.map(events, & &1["event"]) == ["loadedSource", "breakpoint", "invalidated", "output"]
     [loaded, bp, invalidated, output] = events
     assert loaded["body"] == %{"reason" => "changed", "source" => %{"name" => "calc.ex", "path" => path}}

@@ -35,7 +35,7 @@ defmodule DebugReload.NativeTest do
   test "bad arguments raise ArgumentError instead of crashing the VM" do
     assert_raise ArgumentError, fn -> Native.scan_sources(:not_a_list, []) end
     assert_raise ArgumentError, fn -> Native.diff_snapshots(%{"a" => 1}, %{}, nil) end
-    assert_raise ArgumentError, fn -> Native.remap_breakpoints(nil, nil, [-1], [], [1]) end
+    assert_raise ArgumentError, fn -> Native.remap_breakpoints(nil, nil, [{"f/0", 0, [0], -1}], [], [1]) end
   end
 
   test "remaps breakpoint lines across an edit with a reason for each" do
@@ -46,10 +46,12 @@ defmodule DebugReload.NativeTest do
              %{old_line: 3, new_line: 5, status: :moved},
              %{old_line: 4, new_line: 6, status: :moved},
              %{old_line: 1, new_line: 5, status: :relocated, reason: reason}
-           ] = Native.remap_breakpoints(old, new, [3, 4], [5, 6], [3, 4, 1])
+           ] = Native.remap_breakpoints(old, new, statements([3, 4]), statements([5, 6]), [3, 4, 1])
 
     assert reason =~ "never triggered"
   end
+
+  defp statements(lines), do: lines |> Enum.with_index() |> Enum.map(fn {l, i} -> {"f/1", 0, [i], l} end)
 
   test "the NIF load error says how to build it" do
     message = Native.load_error_message(~c"/x/priv/native/debug_reload_nif", :load_failed, ~c"boom")

@@ -20,25 +20,38 @@ defmodule DebugReload.Breakpoints do
           options: list()
         }
 
-  @doc "Plans where each of `breaks` (`{line, options}`) goes."
-  @spec plan(module(), String.t() | nil, map(), [Interpreter.breakpoint()]) :: [planned()]
-  def plan(_module, _source, _edit, []), do: []
+  @doc """
+  Plans where each of `breaks` (`{line, options}`) goes. `renamed_from` is
+  the module the breakpoints were set on when the module was renamed.
+  """
+  @spec plan(module(), String.t() | nil, map(), [Interpreter.breakpoint()], module() | nil) :: [planned()]
+  def plan(module, source, edit, breaks, renamed_from \\ nil)
+  def plan(_module, _source, _edit, [], _renamed_from), do: []
 
-  def plan(module, source, edit, breaks) do
+  def plan(module, source, edit, breaks, renamed_from) do
     lines = Enum.map(breaks, &elem(&1, 0))
 
-    Native.remap_breakpoints(edit.old_text, edit.new_text, edit.old_executable, edit.new_executable, lines)
+    Native.remap_breakpoints(edit.old_text, edit.new_text, edit.old_statements, edit.new_statements, lines)
     |> Enum.zip(breaks)
     |> Enum.map(fn {remap, {_line, options}} ->
-      Map.merge(remap, %{module: module, source: source, options: options})
+      remap
+      |> Map.merge(%{module: module, source: source, options: options, from_module: renamed_from || module})
+      |> renamed(renamed_from)
     end)
+  end
+
+  defp renamed(planned, nil), do: planned
+  defp renamed(%{status: :removed} = planned, _from), do: planned
+
+  defp renamed(planned, from) do
+    %{planned | status: :moved, reason: "module renamed from #{inspect(from)}; " <> planned.reason}
   end
 
   @doc "Moves the interpreter's breakpoints as planned."
   @spec apply_plan([planned()]) :: :ok
   def apply_plan(planned) do
     for %{status: status} = bp <- planned, status != :kept do
-      Interpreter.delete_breakpoint(bp.module, bp.old_line)
+      Interpreter.delete_breakpoint(bp.from_module, bp.old_line)
     end
 
     # Two breakpoints that land on one line share it; the first one's
@@ -51,5 +64,5 @@ defmodule DebugReload.Breakpoints do
 
   @doc "Drops the internal options field for the report."
   @spec to_report([planned()]) :: [DebugReload.Report.breakpoint_entry()]
-  def to_report(planned), do: Enum.map(planned, &Map.delete(&1, :options))
+  def to_report(planned), do: Enum.map(planned, &Map.drop(&1, [:options, :from_module]))
 end

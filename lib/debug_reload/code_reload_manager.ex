@@ -224,13 +224,13 @@ defmodule DebugReload.CodeReloadManager do
   defp existing(path), do: if(File.regular?(path), do: path)
 
   defp interpreted_entry(info) do
-    executable =
-      case ExecutableLines.from_beam(info.binary) do
-        {:ok, lines} -> lines
+    statements =
+      case ExecutableLines.statements(info.binary) do
+        {:ok, statements} -> statements
         {:error, _} -> []
       end
 
-    %{source: info.source, binary: info.binary, path: info.path, executable: executable}
+    %{source: info.source, binary: info.binary, path: info.path, statements: statements}
   end
 
   # Only a text that matches the snapshot digest is the old text.
@@ -412,8 +412,9 @@ defmodule DebugReload.CodeReloadManager do
   defp load_checked(report, {scope, current, t0}, {loads, skipped, errors}, {beams, beam_changes}, state) do
     sources_in_scope = if scope, do: MapSet.new(scope), else: nil
     removed = removed_modules(beam_changes.removed, sources_in_scope, state)
+    renames = renames(loads, removed, state)
 
-    {entries, procs, warnings, planned, state} = apply_loads(loads, state)
+    {entries, procs, warnings, planned, state} = apply_loads(loads, renames, state)
     {removed_entries, removed_warnings} = unload_removed(removed)
     report = put_in(report.timings[:load_us], now() - t0 - Map.get(report.timings, :breakpoints_us, 0))
 
@@ -474,20 +475,31 @@ defmodule DebugReload.CodeReloadManager do
     |> Enum.filter(&(&1.source == nil or in_scope?(&1.source, scope)))
   end
 
+  # A new module from the source of a removed interpreted one: the module
+  # was renamed, and it stays interpreted with its breakpoints.
+  defp renames(loads, removed, state) do
+    for %{module: old, source: source} <- removed,
+        is_binary(source),
+        info <- loads,
+        info.source == source and new_module?(info, state),
+        into: %{},
+        do: {info.module, old}
+  end
+
   # Native modules load together and atomically; interpreted ones one by one.
-  defp apply_loads(loads, state) do
+  defp apply_loads(loads, renames, state) do
     interpreted = MapSet.new(Interpreter.interpreted())
 
     {to_interpret, rest} =
       Enum.split_with(loads, fn info ->
-        MapSet.member?(interpreted, info.module) or
+        MapSet.member?(interpreted, info.module) or Map.has_key?(renames, info.module) or
           (new_module?(info, state) and Patterns.match?(state.patterns, info.module))
       end)
 
     {native_entries, native_warnings} = load_native(rest, state)
 
     Enum.reduce(to_interpret, {native_entries, [], native_warnings, [], state}, fn info, acc ->
-      reinterpret(info, MapSet.member?(interpreted, info.module), acc)
+      reinterpret(info, MapSet.member?(interpreted, info.module), Map.get(renames, info.module), acc)
     end)
   end
 
@@ -540,9 +552,10 @@ defmodule DebugReload.CodeReloadManager do
 
   defp holders(module), do: for(pid <- Process.list(), :erlang.check_process_code(pid, module), do: pid)
 
-  defp reinterpret(info, was_interpreted?, {entries, procs, warnings, planned, state}) do
-    old = Map.get(state.interpreted, info.module)
-    breaks = Interpreter.breakpoints(info.module)
+  defp reinterpret(info, was_interpreted?, renamed_from, {entries, procs, warnings, planned, state}) do
+    previous = renamed_from || info.module
+    old = Map.get(state.interpreted, previous)
+    breaks = Interpreter.breakpoints(previous)
     new_entry = interpreted_entry(info)
 
     result =
@@ -568,8 +581,8 @@ defmodule DebugReload.CodeReloadManager do
         edit = %{
           old_text: old && Map.get(state.texts, old.source),
           new_text: new_text,
-          old_executable: (old && old.executable) || [],
-          new_executable: new_entry.executable
+          old_statements: (old && old.statements) || [],
+          new_statements: new_entry.statements
         }
 
         state =
@@ -581,12 +594,16 @@ defmodule DebugReload.CodeReloadManager do
         action = if was_interpreted?, do: :reinterpreted, else: :interpreted
 
         reason =
-          if was_interpreted?,
-            do: "beam changed (#{swap.mode} swap)",
-            else: "new module matching the interpret patterns"
+          cond do
+            was_interpreted? -> "beam changed (#{swap.mode} swap)"
+            renamed_from -> "renamed from #{inspect(renamed_from)}"
+            true -> "new module matching the interpret patterns"
+          end
+
+        moved = Breakpoints.plan(info.module, info.source, edit, breaks, renamed_from)
 
         {[entry(info, action, reason) | entries], procs ++ process_entries(swap.pending, info.module),
-         warnings, planned ++ Breakpoints.plan(info.module, info.source, edit, breaks), state}
+         warnings, planned ++ moved, state}
 
       {:error, message} ->
         {[entry(info, :deferred, message) | entries], procs,

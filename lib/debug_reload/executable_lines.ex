@@ -1,17 +1,40 @@
 defmodule DebugReload.ExecutableLines do
   @moduledoc """
-  The lines where OTP's interpreter can stop, read from a beam's debug info.
+  The statements where OTP's interpreter can stop, read from a beam's
+  debug info, and their lines.
 
   `dbg_ieval` checks breakpoints before each expression of a body sequence:
   function clause bodies and the bodies nested in `case`, `receive`, `try`,
   `fun`, `if` and blocks. A breakpoint on any other line never triggers.
+
+  Each statement is keyed by function (`"name/arity"`), clause index and
+  expression path (indices through nested bodies), which identify it
+  across reformatting and moves, where its line does not.
   """
+
+  @type statement ::
+          {function :: String.t(), clause :: non_neg_integer(), path :: [non_neg_integer()],
+           line :: pos_integer()}
 
   @doc "Sorted executable lines of a beam binary, or `{:error, reason}`."
   @spec from_beam(binary()) :: {:ok, [pos_integer()]} | {:error, term()}
   def from_beam(beam) when is_binary(beam) do
+    with {:ok, statements} <- statements(beam) do
+      {:ok, statements |> Enum.map(&elem(&1, 3)) |> Enum.uniq() |> Enum.sort()}
+    end
+  end
+
+  @doc "Every statement of every function, in source order."
+  @spec statements(binary()) :: {:ok, [statement()]} | {:error, term()}
+  def statements(beam) when is_binary(beam) do
     with {:ok, forms} <- abstract_code(beam) do
-      {:ok, forms |> collect(MapSet.new()) |> Enum.sort()}
+      statements =
+        for {:function, _, name, arity, clauses} <- forms,
+            {{:clause, _, _, _, body}, index} <- Enum.with_index(clauses),
+            {path, line} <- body_statements(body, []),
+            do: {"#{name}/#{arity}", index, path, line}
+
+      {:ok, statements}
     end
   end
 
@@ -33,30 +56,46 @@ defmodule DebugReload.ExecutableLines do
     end
   end
 
-  # Walk every term; each clause body and block contributes its expressions.
-  defp collect({:clause, _, _, _, body}, acc), do: body |> add_lines(acc) |> collect_list(body)
-  defp collect({:block, _, body}, acc), do: body |> add_lines(acc) |> collect_list(body)
-  defp collect({:attribute, _, _, _}, acc), do: acc
-  defp collect(tuple, acc) when is_tuple(tuple), do: collect_list(acc, Tuple.to_list(tuple))
-  defp collect(list, acc) when is_list(list), do: collect_list(acc, list)
-  defp collect(_other, acc), do: acc
+  # {path, line} for each expression of a body and, below each one, for
+  # the expressions of the bodies nested in it.
+  defp body_statements(body, prefix) when is_list(body) do
+    body
+    |> Enum.with_index()
+    |> Enum.flat_map(fn {expr, index} ->
+      path = prefix ++ [index]
+      own = if (line = line_of(expr)) > 0, do: [{path, line}], else: []
 
-  defp collect_list(acc, list) when is_list(list), do: Enum.reduce(list, acc, &collect/2)
-  defp collect_list(acc, _improper), do: acc
+      nested =
+        expr
+        |> nested_bodies([])
+        |> Enum.reverse()
+        |> Enum.with_index()
+        |> Enum.flat_map(fn {inner, k} -> body_statements(inner, path ++ [k]) end)
 
-  defp add_lines(body, acc) when is_list(body) do
-    Enum.reduce(body, acc, fn expr, acc ->
-      case line_of(expr) do
-        line when is_integer(line) and line > 0 -> MapSet.put(acc, line)
-        _ -> acc
-      end
+      own ++ nested
     end)
   end
 
-  defp add_lines(_body, acc), do: acc
+  defp body_statements(_not_a_body, _prefix), do: []
 
-  defp line_of(expr) when is_tuple(expr) and tuple_size(expr) >= 2,
-    do: :erl_anno.line(elem(expr, 1))
+  # Bodies directly nested in a term (not those nested in them), in order.
+  defp nested_bodies({:clause, _, _, _, body}, acc), do: [body | acc]
+  defp nested_bodies({:block, _, body}, acc), do: [body | acc]
+  defp nested_bodies(tuple, acc) when is_tuple(tuple), do: nested_list(Tuple.to_list(tuple), acc)
+  defp nested_bodies(list, acc) when is_list(list), do: nested_list(list, acc)
+  defp nested_bodies(_other, acc), do: acc
 
-  defp line_of(_), do: nil
+  defp nested_list([head | tail], acc), do: nested_list(tail, nested_bodies(head, acc))
+  defp nested_list(_end, acc), do: acc
+
+  defp line_of(expr) when is_tuple(expr) and tuple_size(expr) >= 2 do
+    case :erl_anno.line(elem(expr, 1)) do
+      line when is_integer(line) -> line
+      _ -> 0
+    end
+  catch
+    _, _ -> 0
+  end
+
+  defp line_of(_), do: 0
 end

@@ -77,16 +77,18 @@ defmodule DebugReload.Native do
   Maps breakpoint `lines` of one module from the old code to the new.
 
   `old_text` is the snapshot of the source the old code was compiled from
-  (or `nil`), the executable line lists come from the beams' debug info.
+  (or `nil`); the statement lists (see `DebugReload.ExecutableLines`) come
+  from the old and new beams' debug info.
   """
   @spec remap_breakpoints(
           String.t() | nil,
           String.t() | nil,
-          [pos_integer()],
-          [pos_integer()],
+          [DebugReload.ExecutableLines.statement()],
+          [DebugReload.ExecutableLines.statement()],
           [pos_integer()]
         ) :: [remap()]
-  def remap_breakpoints(_old_text, _new_text, _old_exec, _new_exec, _lines), do: not_loaded()
+  def remap_breakpoints(_old_text, _new_text, _old_statements, _new_statements, _lines),
+    do: not_loaded()
 
   @doc """
   Encodes a term as JSON: maps (atom or string keys), lists, strings,

@@ -229,10 +229,10 @@ fn structural(
 
 /// A decided placement; staying on the same line is reported as kept.
 fn placed(old_line: u32, new_line: u32, status: Status, reason: String) -> Remap {
-    let status = if status == Status::Moved && new_line == old_line {
-        Status::Kept
-    } else {
-        status
+    let (status, reason) = match status {
+        Status::Moved if new_line == old_line => (Status::Kept, reason),
+        Status::Moved => (status, format!("{reason}; now line {new_line}")),
+        _ => (status, reason),
     };
     Remap {
         old_line,
