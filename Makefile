@@ -8,7 +8,7 @@ export LC_ALL ?= C.UTF-8
 export ELIXIR_ERL_OPTIONS ?= +fnu
 MIX := mix
 
-.PHONY: deps build demo test test-rust test-elixir dap-check lint format
+.PHONY: deps build demo test test-rust test-elixir dap-check bench lint format
 
 # The JSON-schema validator the DAP tests run.
 dap-check:
@@ -31,6 +31,10 @@ test-rust:
 
 test-elixir: dap-check
 	MIX_ENV=test $(MIX) test
+
+# Benchmarks (not part of make test). Results go to docs/benchmarks.md.
+bench: deps
+	cargo bench --locked -p debug_reload_core --bench remap
 
 lint:
 	cargo fmt --all -- --check

@@ -61,9 +61,13 @@ enum Position {
 
 pub fn remap(edit: &Edit<'_>, lines: &[u32]) -> Vec<Remap> {
     let positions = LinePositions::new(edit.old_text, edit.new_text);
-    let mut new_exec = edit.new_executable.to_vec();
-    new_exec.sort_unstable();
-    new_exec.dedup();
+    let sorted = |lines: &[u32]| {
+        let mut lines = lines.to_vec();
+        lines.sort_unstable();
+        lines.dedup();
+        lines
+    };
+    let (old_exec, new_exec) = (sorted(edit.old_executable), sorted(edit.new_executable));
 
     let texts = Texts {
         old: edit
@@ -81,7 +85,7 @@ pub fn remap(edit: &Edit<'_>, lines: &[u32]) -> Vec<Remap> {
         .map(|&line| {
             let position = positions.locate(line);
             structural(line, position, edit, &texts, &new_exec)
-                .unwrap_or_else(|| resolve(line, position, edit, &new_exec))
+                .unwrap_or_else(|| resolve(line, position, edit, &old_exec, &new_exec))
         })
         .collect()
 }
@@ -95,28 +99,29 @@ struct Texts<'a> {
 const STATEMENT_SIMILARITY: f32 = 0.75;
 
 fn statement_similarity(a: &str, b: &str) -> f32 {
-    if a == b {
-        1.0
-    } else {
-        TextDiff::from_chars(a, b).ratio()
-    }
+    dice(a, b)
 }
 
 impl Texts<'_> {
-    /// The text of the statement starting at `line`, up to the next
+    /// The text of the statement starting at `line`: that line plus the
+    /// continuation lines indented deeper than it (as formatted Elixir and
+    /// Erlang lay out a statement split over lines), up to the next
     /// statement, with white space collapsed.
     fn statement(lines: &[&str], structure: &Structure, line: u32) -> Option<String> {
         let start = (line as usize).checked_sub(1)?;
+        let first = lines.get(start)?;
+        let indent = |l: &str| l.len() - l.trim_start().len();
         let end = structure
             .next_start_after(line)
             .map_or(lines.len(), |next| (next as usize - 1).min(lines.len()));
-        let text = lines.get(start..end.max(start + 1))?.join(" ");
-        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        let text = text
-            .trim_end_matches(" end")
-            .trim_end_matches("end")
-            .trim()
-            .to_string();
+        let continuation = lines[start + 1..end.max(start + 1)]
+            .iter()
+            .take_while(|l| !l.trim().is_empty() && indent(l) > indent(first));
+        let text = std::iter::once(first)
+            .chain(continuation)
+            .flat_map(|l| l.split_whitespace())
+            .collect::<Vec<_>>()
+            .join(" ");
         (!text.is_empty()).then_some(text)
     }
 
@@ -242,8 +247,14 @@ fn placed(old_line: u32, new_line: u32, status: Status, reason: String) -> Remap
     }
 }
 
-fn resolve(old_line: u32, position: Position, edit: &Edit<'_>, new_exec: &[u32]) -> Remap {
-    let had_code = edit.old_executable.is_empty() || edit.old_executable.contains(&old_line);
+fn resolve(
+    old_line: u32,
+    position: Position,
+    edit: &Edit<'_>,
+    old_exec: &[u32],
+    new_exec: &[u32],
+) -> Remap {
+    let had_code = edit.old_executable.is_empty() || old_exec.binary_search(&old_line).is_ok();
     let (target, why) = match position {
         Position::Same(n) if !had_code => (n, Why::NoCode),
         Position::Same(n) => (n, Why::Followed),
@@ -480,11 +491,39 @@ fn pair_rewritten(old: &[&str], new: &[&str], new_index: usize) -> Vec<Position>
 }
 
 fn similarity(a: &str, b: &str) -> f32 {
-    let (a, b) = (a.trim(), b.trim());
-    if a.is_empty() || b.is_empty() {
-        return if a == b { 1.0 } else { 0.0 };
+    dice(a.trim(), b.trim())
+}
+
+/// Sørensen–Dice coefficient over character bigrams: linear time, so a
+/// hunk's worth of pairs stays cheap (a character diff per pair does not).
+fn dice(a: &str, b: &str) -> f32 {
+    if a == b {
+        return 1.0;
     }
-    TextDiff::from_chars(a, b).ratio()
+    let bigrams = |s: &str| {
+        let chars: Vec<char> = s.chars().collect();
+        let mut grams: Vec<(char, char)> = chars.windows(2).map(|w| (w[0], w[1])).collect();
+        grams.sort_unstable();
+        grams
+    };
+    let (x, y) = (bigrams(a), bigrams(b));
+    if x.is_empty() || y.is_empty() {
+        return 0.0;
+    }
+    // Multiset intersection of two sorted lists.
+    let (mut i, mut j, mut shared) = (0, 0, 0usize);
+    while i < x.len() && j < y.len() {
+        match x[i].cmp(&y[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                shared += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    (2 * shared) as f32 / (x.len() + y.len()) as f32
 }
 
 fn line_no(index: usize) -> u32 {

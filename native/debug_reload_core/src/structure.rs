@@ -22,8 +22,11 @@ pub struct Statement {
 /// All statements of one module version.
 #[derive(Debug, Default, Clone)]
 pub struct Structure {
+    /// Sorted by line, outermost first on a shared line.
     statements: Vec<Statement>,
     by_key: HashMap<(String, u32, Vec<u32>), usize>,
+    /// Function → indices of its statements, in line order.
+    by_function: HashMap<String, Vec<usize>>,
 }
 
 impl Structure {
@@ -34,7 +37,15 @@ impl Structure {
             .enumerate()
             .map(|(i, s)| ((s.function.clone(), s.clause, s.path.clone()), i))
             .collect();
-        Structure { statements, by_key }
+        let mut by_function: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, s) in statements.iter().enumerate() {
+            by_function.entry(s.function.clone()).or_default().push(i);
+        }
+        Structure {
+            statements,
+            by_key,
+            by_function,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -43,7 +54,8 @@ impl Structure {
 
     /// The outermost statement that starts on `line`.
     pub fn at_line(&self, line: u32) -> Option<&Statement> {
-        self.statements.iter().find(|s| s.line == line)
+        let i = self.statements.partition_point(|s| s.line < line);
+        self.statements.get(i).filter(|s| s.line == line)
     }
 
     /// The outermost statement that starts last at or before `line`.
@@ -60,7 +72,7 @@ impl Structure {
     }
 
     pub fn has_function(&self, function: &str) -> bool {
-        self.statements.iter().any(|s| s.function == function)
+        self.by_function.contains_key(function)
     }
 
     pub fn lookup(&self, function: &str, clause: u32, path: &[u32]) -> Option<&Statement> {
