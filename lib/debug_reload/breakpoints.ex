@@ -17,7 +17,8 @@ defmodule DebugReload.Breakpoints do
           new_line: pos_integer() | nil,
           status: :kept | :moved | :relocated | :removed,
           reason: String.t(),
-          options: list()
+          options: list(),
+          from_module: module()
         }
 
   @doc """
