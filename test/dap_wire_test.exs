@@ -97,19 +97,5 @@ defmodule DebugReload.DAPWireTest do
     end
   end
 
-  defp receive_messages(port, count, buffer \\ "", acc \\ []) do
-    {:ok, messages, rest} = Wire.parse(buffer)
-    acc = acc ++ messages
-
-    if length(acc) >= count do
-      acc
-    else
-      receive do
-        {^port, {:data, data}} -> receive_messages(port, count, rest <> data, acc)
-        {^port, {:exit_status, status}} -> flunk("DAP process exited (#{status}) after #{inspect(acc)}")
-      after
-        60_000 -> flunk("no DAP answer; got #{inspect(acc)}")
-      end
-    end
-  end
+  defp receive_messages(port, count), do: receive_until(port, &(length(&1) >= count))
 end

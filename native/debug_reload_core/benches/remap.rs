@@ -93,31 +93,21 @@ fn bench(c: &mut Criterion) {
             black_box(remap(&edit, &[]))
         })
     });
-    group.bench_function("text diff only", |b| {
-        b.iter(|| {
-            let edit = Edit {
-                old_text: Some(&old.text),
-                new_text: Some(&new.text),
-                old_executable: &old_exec,
-                new_executable: &new_exec,
-                ..Edit::default()
-            };
-            black_box(remap(&edit, &lines))
-        })
-    });
-    group.bench_function("text diff + structure", |b| {
-        b.iter(|| {
-            let edit = Edit {
-                old_text: Some(&old.text),
-                new_text: Some(&new.text),
-                old_executable: &old_exec,
-                new_executable: &new_exec,
-                old_structure: Some(&old_s),
-                new_structure: Some(&new_s),
-            };
-            black_box(remap(&edit, &lines))
-        })
-    });
+    for (name, with_structure) in [("text diff only", false), ("text diff + structure", true)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let edit = Edit {
+                    old_text: Some(&old.text),
+                    new_text: Some(&new.text),
+                    old_executable: &old_exec,
+                    new_executable: &new_exec,
+                    old_structure: with_structure.then_some(&old_s),
+                    new_structure: with_structure.then_some(&new_s),
+                };
+                black_box(remap(&edit, &lines))
+            })
+        });
+    }
     group.finish();
 }
 

@@ -646,16 +646,7 @@ mod tests {
 #[cfg(test)]
 mod structural_tests {
     use super::*;
-    use crate::structure::Statement;
-
-    fn st(function: &str, clause: u32, path: &[u32], line: u32) -> Statement {
-        Statement {
-            function: function.into(),
-            clause,
-            path: path.to_vec(),
-            line,
-        }
-    }
+    use crate::structure::{st, Statement};
 
     fn remap_with(
         old: (&str, Vec<Statement>),

@@ -113,18 +113,20 @@ pub fn same_shape(old: &Structure, new: &Structure, function: &str, clause: u32)
     paths(old) == paths(new)
 }
 
+/// Test shorthand for a statement.
+#[cfg(test)]
+pub(crate) fn st(function: &str, clause: u32, path: &[u32], line: u32) -> Statement {
+    Statement {
+        function: function.into(),
+        clause,
+        path: path.to_vec(),
+        line,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn st(function: &str, clause: u32, path: &[u32], line: u32) -> Statement {
-        Statement {
-            function: function.into(),
-            clause,
-            path: path.to_vec(),
-            line,
-        }
-    }
 
     #[test]
     fn finds_the_outermost_statement_on_a_line_and_looks_up_keys() {
