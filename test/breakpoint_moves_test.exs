@@ -69,7 +69,7 @@ defmodule DebugReload.BreakpointMovesTest do
      String.replace(@base, "y * 10", "y * 100"), {:beta, [1]}}
   ]
 
-  for {{name, moves, new_source, {fun, args}}, index} <- Enum.with_index(@cases) do
+  for {{name, _moves, _new_source, _call}, index} <- Enum.with_index(@cases) do
     @tag case_index: index
     test name do
       {_name, moves, new_source, {fun, args}} = Enum.at(@cases, unquote(index))
