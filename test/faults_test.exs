@@ -86,6 +86,39 @@ defmodule DebugReload.FaultsTest do
     assert_intact(ctx)
   end
 
+  test "a 10 MB source file reloads without disturbing the session", %{project: p, mods: [m1 | _]} = ctx do
+    big = Module.concat([m1 |> Module.split() |> hd(), Big])
+
+    comments =
+      String.duplicate("# padding line for a ten megabyte source file ......................\n", 150_000)
+
+    Project.write(p, "lib/big.ex", comments <> source(big, 42))
+    assert File.stat!(Project.path(p, "lib/big.ex")).size > 10_000_000
+    on_exit(fn -> Project.cleanup(p, [big]) end)
+
+    assert {:ok, report} = DebugReload.reload(server: ctx.server)
+    assert Enum.any?(report.modules, &(&1.module == big))
+    assert big.value() == 42
+    assert_intact(ctx)
+  end
+
+  test "a changed file deleted while the reload compiles", %{project: p, mods: [_, m2, m3 | _]} = ctx do
+    slow = "  Process.sleep(1_500)\n"
+    Project.write(p, "lib/m2.ex", source(m2, 1, slow))
+    Project.write(p, "lib/m3.ex", source(m3, 1, "  @moduledoc false\n"))
+    task = Task.async(fn -> DebugReload.reload(server: ctx.server) end)
+    Process.sleep(500)
+    File.rm!(Project.path(p, "lib/m3.ex"))
+    assert {status, report} = Task.await(task, 60_000)
+    assert status in [:ok, :error]
+    assert report.status in [:ok, :error]
+
+    # Whatever that reload made of it, putting the file back is reloaded cleanly.
+    Project.write(p, "lib/m3.ex", source(m3, 1))
+    assert {:ok, _} = DebugReload.reload(server: ctx.server)
+    assert_intact(ctx)
+  end
+
   test "the manager killed mid-reload is restarted and the next reload works",
        %{project: p, mods: [m1 | _]} = ctx do
     Project.write(p, "lib/m1.ex", source(m1, 5))

@@ -245,6 +245,27 @@ defmodule DebugReload.ReloadTest do
     :int.nn(new_mod)
   end
 
+  test "a deleted interpreted file that comes back is interpreted again with its breakpoints",
+       %{project: p, mods: m, server: s} do
+    original = File.read!(Project.path(p, "lib/calc.ex"))
+    :ok = :int.break(m.calc, 3)
+    :ok = :int.disable_break(m.calc, 3)
+    File.rm!(Project.path(p, "lib/calc.ex"))
+    File.rm!(Project.path(p, "lib/server.ex"))
+
+    assert {:ok, report} = DebugReload.reload(server: s)
+    assert Enum.find(report.modules, &(&1.module == m.calc)).action == :deleted
+    refute m.calc in :int.interpreted()
+
+    Project.write(p, "lib/calc.ex", original)
+    assert {:ok, report} = DebugReload.reload(server: s)
+    assert %{action: :interpreted, reason: reason} = Enum.find(report.modules, &(&1.module == m.calc))
+    assert reason =~ "came back"
+    assert m.calc in :int.interpreted()
+    assert [{{_, 3}, [:inactive | _]}] = :int.all_breaks(m.calc)
+    assert [%{old_line: 3, new_line: 3, status: :moved}] = report.breakpoints
+  end
+
   test "the Mix manifest stays consistent: a fresh mix compile has nothing to do",
        %{project: p, mods: m, server: s} do
     Project.write(p, "lib/calc.ex", calc_source(m.calc, "a * b"))

@@ -22,31 +22,40 @@ defmodule DebugReload.Breakpoints do
         }
 
   @doc """
-  Plans where each of `breaks` (`{line, options}`) goes. `renamed_from` is
-  the module the breakpoints were set on when the module was renamed.
+  Plans where each of `breaks` (`{line, options}`) goes. `origin` says
+  where the breakpoints live now when it is not `module` itself:
+  `{:renamed, old_module}` when the module was renamed, or
+  `{:restored, module}` when its file was deleted and came back (its
+  breakpoints were deleted with it and are set again).
   """
-  @spec plan(module(), String.t() | nil, map(), [Interpreter.breakpoint()], module() | nil) :: [planned()]
-  def plan(module, source, edit, breaks, renamed_from \\ nil)
-  def plan(_module, _source, _edit, [], _renamed_from), do: []
+  @spec plan(module(), String.t() | nil, map(), [Interpreter.breakpoint()], origin) :: [planned()]
+        when origin: nil | {:renamed, module()} | {:restored, module()}
+  def plan(module, source, edit, breaks, origin \\ nil)
+  def plan(_module, _source, _edit, [], _origin), do: []
 
-  def plan(module, source, edit, breaks, renamed_from) do
+  def plan(module, source, edit, breaks, origin) do
     lines = Enum.map(breaks, &elem(&1, 0))
+    from = if origin, do: elem(origin, 1), else: module
 
     Native.remap_breakpoints(edit.old_text, edit.new_text, edit.old_statements, edit.new_statements, lines)
     |> Enum.zip(breaks)
     |> Enum.map(fn {remap, {_line, options}} ->
       remap
-      |> Map.merge(%{module: module, source: source, options: options, from_module: renamed_from || module})
-      |> renamed(renamed_from)
+      |> Map.merge(%{module: module, source: source, options: options, from_module: from})
+      |> carried(origin)
     end)
   end
 
-  defp renamed(planned, nil), do: planned
-  defp renamed(%{status: :removed} = planned, _from), do: planned
+  # Breakpoints that do not exist on `module` yet must be set even where
+  # their line did not change.
+  defp carried(planned, nil), do: planned
+  defp carried(%{status: :removed} = planned, _origin), do: planned
 
-  defp renamed(planned, from) do
-    %{planned | status: :moved, reason: "module renamed from #{inspect(from)}; " <> planned.reason}
-  end
+  defp carried(planned, {:renamed, from}),
+    do: %{planned | status: :moved, reason: "module renamed from #{inspect(from)}; " <> planned.reason}
+
+  defp carried(planned, {:restored, _module}),
+    do: %{planned | status: :moved, reason: "restored with its file; " <> planned.reason}
 
   @doc "Moves the interpreter's breakpoints as planned."
   @spec apply_plan([planned()]) :: :ok

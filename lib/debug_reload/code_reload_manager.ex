@@ -60,6 +60,10 @@ defmodule DebugReload.CodeReloadManager do
     interpreted: %{},
     # pid => [module] still running a call on old code
     pending: %{},
+    # module => breakpoints, for interpreted modules whose file went away:
+    # if it comes back (a branch switch, an undo) it is interpreted again
+    # and gets its breakpoints back
+    tombstones: %{},
     subscribers: %{}
   ]
 
@@ -415,7 +419,7 @@ defmodule DebugReload.CodeReloadManager do
     renames = renames(loads, removed, state)
 
     {entries, procs, warnings, planned, state} = apply_loads(loads, renames, state)
-    {removed_entries, removed_warnings} = unload_removed(removed)
+    {removed_entries, removed_warnings, state} = unload_removed(removed, state)
     report = put_in(report.timings[:load_us], now() - t0 - Map.get(report.timings, :breakpoints_us, 0))
 
     t1 = now()
@@ -493,6 +497,7 @@ defmodule DebugReload.CodeReloadManager do
     {to_interpret, rest} =
       Enum.split_with(loads, fn info ->
         MapSet.member?(interpreted, info.module) or Map.has_key?(renames, info.module) or
+          Map.has_key?(state.tombstones, info.module) or
           (new_module?(info, state) and Patterns.match?(state.patterns, info.module))
       end)
 
@@ -555,7 +560,9 @@ defmodule DebugReload.CodeReloadManager do
   defp reinterpret(info, was_interpreted?, renamed_from, {entries, procs, warnings, planned, state}) do
     previous = renamed_from || info.module
     old = Map.get(state.interpreted, previous)
-    breaks = Interpreter.breakpoints(previous)
+    {tombstone, state} = pop_in(state.tombstones[info.module])
+    breaks = tombstone || Interpreter.breakpoints(previous)
+    origin = if(tombstone, do: {:restored, info.module}, else: renamed_from && {:renamed, renamed_from})
     new_entry = interpreted_entry(info)
 
     result =
@@ -596,11 +603,12 @@ defmodule DebugReload.CodeReloadManager do
         reason =
           cond do
             was_interpreted? -> "beam changed (#{swap.mode} swap)"
+            tombstone -> "its file came back; interpreted again as before its deletion"
             renamed_from -> "renamed from #{inspect(renamed_from)}"
             true -> "new module matching the interpret patterns"
           end
 
-        moved = Breakpoints.plan(info.module, info.source, edit, breaks, renamed_from)
+        moved = Breakpoints.plan(info.module, info.source, edit, breaks, origin)
 
         {[entry(info, action, reason) | entries], procs ++ process_entries(swap.pending, info.module),
          warnings, planned ++ moved, state}
@@ -665,19 +673,27 @@ defmodule DebugReload.CodeReloadManager do
     %{state | pending: pending}
   end
 
-  defp unload_removed(removed) do
-    Enum.reduce(removed, {[], []}, fn %{module: module} = info, {entries, warnings} ->
+  defp unload_removed(removed, state) do
+    Enum.reduce(removed, {[], [], state}, fn %{module: module} = info, {entries, warnings, state} ->
+      state = bury(state, module)
+
       in_use =
         (Interpreter.interpreted?(module) and Interpreter.uninterpret(module) == {:error, :in_use}) or
           (:code.is_loaded(module) != false and not purge_deleted(module))
 
       if in_use do
         {[entry(info, :deleted, "source deleted; still in use, so not purged") | entries],
-         ["#{inspect(module)} was deleted but is still in use; it stays loaded" | warnings]}
+         ["#{inspect(module)} was deleted but is still in use; it stays loaded" | warnings], state}
       else
-        {[entry(info, :deleted, "source deleted; purged") | entries], warnings}
+        {[entry(info, :deleted, "source deleted; purged") | entries], warnings, state}
       end
     end)
+  end
+
+  defp bury(state, module) do
+    if Interpreter.interpreted?(module),
+      do: put_in(state.tombstones[module], Interpreter.breakpoints(module)),
+      else: state
   end
 
   defp purge_deleted(module) do

@@ -91,6 +91,16 @@ defmodule DebugReload.Interpreter do
   @spec swap(module(), String.t(), String.t(), binary(), keyword()) ::
           {:ok, swap_result()} | {:error, String.t()}
   def swap(module, source, beam_path, beam, opts \\ []) do
+    # :int reads the source when it interprets; without it nothing can be
+    # swapped, so leave the running code alone rather than drop it.
+    if File.regular?(source) do
+      start_swap(module, source, beam_path, beam, opts)
+    else
+      {:error, "its source #{source} is gone (deleted during the reload?); the old code stays"}
+    end
+  end
+
+  defp start_swap(module, source, beam_path, beam, opts) do
     breaks = breakpoints(module)
     deadline = System.monotonic_time(:millisecond) + Keyword.get(opts, :busy_timeout, 2_000)
     rollback = Keyword.get(opts, :rollback)
@@ -253,7 +263,14 @@ defmodule DebugReload.Interpreter do
     case result do
       {:module, ^module} -> :ok
       {:caught, banner} -> {:error, "could not interpret #{inspect(module)}: #{banner}"}
-      _ -> {:error, "could not interpret #{inspect(module)}: #{String.trim(output)}"}
+      _ -> {:error, "could not interpret #{inspect(module)}: #{interpret_failure(output, source)}"}
+    end
+  end
+
+  defp interpret_failure(output, source) do
+    case String.trim(output) do
+      "" -> if File.regular?(source), do: "the interpreter refused it", else: "#{source} does not exist"
+      text -> text
     end
   end
 
