@@ -6,20 +6,20 @@ defmodule DebugReload.BreakpointMovesTest do
 
   alias DebugReload.Test.Project
 
-  @base """
-  defmodule MOD do
+  @alpha """
     def alpha(x) do
       a = x + 1
       Process.put(:alpha_trace, a)
       b = a * 2
       b - 3
     end
-
+  """
+  @beta """
     def beta(y) do
       y * 10
     end
-  end
   """
+  @base "defmodule MOD do\n" <> @alpha <> "\n" <> @beta <> "end\n"
 
   # {name, [{old_line, expected_new_line | nil, status}], new source, call}
   @cases [
@@ -28,20 +28,7 @@ defmodule DebugReload.BreakpointMovesTest do
     {"an edited line keeps its breakpoint", [{5, 5, :kept}],
      String.replace(@base, "b = a * 2", "b = a * 2 + 0"), {:alpha, [1]}},
     {"a moved function takes its breakpoints along", [{10, 3, :moved}, {5, 9, :moved}],
-     """
-     defmodule MOD do
-       def beta(y) do
-         y * 10
-       end
-
-       def alpha(x) do
-         a = x + 1
-         Process.put(:alpha_trace, a)
-         b = a * 2
-         b - 3
-       end
-     end
-     """, {:beta, [1]}},
+     "defmodule MOD do\n" <> @beta <> "\n" <> @alpha <> "end\n", {:beta, [1]}},
     {"a reformatted file keeps breakpoints on their statements", [{5, 8, :moved}, {10, 15, :moved}],
      """
      defmodule MOD do

@@ -22,6 +22,17 @@ defmodule DebugReload.Beam do
     end
   end
 
+  @doc "The source file a loaded (or interpreted) module was compiled from."
+  @spec loaded_source(module()) :: String.t() | nil
+  def loaded_source(module) do
+    with true <- :code.is_loaded(module) != false,
+         source when is_list(source) <- module.module_info(:compile)[:source] do
+      List.to_string(source)
+    else
+      _ -> nil
+    end
+  end
+
   @doc "The module a beam file defines, from its file name."
   @spec module_from_path(String.t()) :: module()
   def module_from_path(path), do: path |> Path.basename(".beam") |> String.to_atom()

@@ -375,8 +375,17 @@ defmodule DebugReload.CodeReloadManager do
     loads = Enum.filter(loads, &in_scope?(&1.source, sources_in_scope))
 
     case redefinitions(loads, state) do
-      [] -> load_checked(report, {scope, current, t0}, {loads, skipped, errors}, {beams, beam_changes}, state)
-      conflicts -> {{:error, redefinition_message(conflicts), report}, state}
+      [] ->
+        load_checked(
+          report,
+          {scope, sources_in_scope, current, t0},
+          {loads, skipped, errors},
+          {beams, beam_changes},
+          state
+        )
+
+      conflicts ->
+        {{:error, redefinition_message(conflicts), report}, state}
     end
   end
 
@@ -392,16 +401,8 @@ defmodule DebugReload.CodeReloadManager do
 
   defp previous_source(module, state) do
     case state.interpreted do
-      %{^module => %{source: source}} ->
-        source
-
-      _ ->
-        with true <- :code.is_loaded(module) != false,
-             source when is_list(source) <- module.module_info(:compile)[:source] do
-          List.to_string(source)
-        else
-          _ -> nil
-        end
+      %{^module => %{source: source}} -> source
+      _ -> Beam.loaded_source(module)
     end
   end
 
@@ -413,14 +414,14 @@ defmodule DebugReload.CodeReloadManager do
     |> Kernel.<>("; remove one definition and reload")
   end
 
-  defp load_checked(report, {scope, current, t0}, {loads, skipped, errors}, {beams, beam_changes}, state) do
-    sources_in_scope = if scope, do: MapSet.new(scope), else: nil
+  defp load_checked(report, {scope, sources_in_scope, current, t0}, {loads, skipped, errors}, beams, state) do
+    {beams, beam_changes} = beams
     removed = removed_modules(beam_changes.removed, sources_in_scope, state)
     renames = renames(loads, removed, state)
 
     {entries, procs, warnings, planned, state} = apply_loads(loads, renames, state)
     {removed_entries, removed_warnings, state} = unload_removed(removed, state)
-    report = put_in(report.timings[:load_us], now() - t0 - Map.get(report.timings, :breakpoints_us, 0))
+    report = put_in(report.timings[:load_us], now() - t0)
 
     t1 = now()
     Breakpoints.apply_plan(planned)

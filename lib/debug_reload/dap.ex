@@ -109,11 +109,9 @@ defmodule DebugReload.DAP do
   end
 
   defp source_of(module) do
-    with true <- :code.is_loaded(module) != false,
-         source when is_list(source) <- module.module_info(:compile)[:source] do
-      {:ok, List.to_string(source)}
-    else
-      _ -> :error
+    case DebugReload.Beam.loaded_source(module) do
+      nil -> :error
+      source -> {:ok, source}
     end
   end
 
