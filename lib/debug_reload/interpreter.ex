@@ -422,23 +422,46 @@ defmodule DebugReload.Interpreter do
   end
 
   # Waits (bounded) until each meta handled :old_code and dropped its cache,
-  # so a caller that returns right after a reload already sees new code.
-  defp await_invalidated(metas, module, attempts \\ 500)
-  defp await_invalidated([], _module, _), do: :ok
-  defp await_invalidated(_metas, _module, 0), do: :ok
+  # so a caller that returns right after a reload already sees new code. A
+  # meta whose process calls the module often may have cached the module's
+  # newest database again by the time we look: that one is done too.
+  defp await_invalidated([], _module), do: :ok
 
-  defp await_invalidated(metas, module, attempts) do
+  defp await_invalidated(metas, module), do: await_invalidated(metas, module, newest_db(module), 500)
+
+  defp await_invalidated([], _module, _newest, _), do: :ok
+  defp await_invalidated(_metas, _module, _newest, 0), do: :ok
+
+  defp await_invalidated(metas, module, newest, attempts) do
     pending =
       Enum.filter(metas, fn meta ->
         case Process.info(meta, :dictionary) do
-          {:dictionary, dict} -> List.keymember?(dict, {module, :db}, 0)
+          {:dictionary, dict} -> stale_cache?(dict, module, newest)
           nil -> false
         end
       end)
 
     if pending != [] do
       Process.sleep(1)
-      await_invalidated(pending, module, attempts - 1)
+      await_invalidated(pending, module, newest, attempts - 1)
+    end
+  end
+
+  defp stale_cache?(dict, module, newest) do
+    case List.keyfind(dict, {module, :db}, 0) do
+      {_, ^newest} -> false
+      {_, _older} -> true
+      nil -> false
+    end
+  end
+
+  # The database new calls of `module` get (dbg_iserver lists the newest first).
+  defp newest_db(module) do
+    with {:ok, db, _procs} <- iserver_state(),
+         [{_, [newest | _]}] <- :ets.lookup(db, {module, :refs}) do
+      newest
+    else
+      _ -> nil
     end
   end
 end
