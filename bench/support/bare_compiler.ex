@@ -14,6 +14,7 @@ defmodule DebugReload.Bench.BareCompiler do
   @spec start(String.t()) :: pid()
   def start(ebin) do
     args = Enum.flat_map([ebin | elixir_paths()], &[~c"-pa", String.to_charlist(&1)])
+
     peer =
       case :peer.start_link(%{connection: :standard_io, args: args, wait_boot: 60_000}) do
         {:ok, peer} -> peer
@@ -45,7 +46,13 @@ defmodule DebugReload.Bench.BareCompiler do
     end)
 
     {us, result} =
-      :peer.call(peer, :timer, :tc, [Kernel.ParallelCompiler, :compile_to_path, [files, scratch, []]], 120_000)
+      :peer.call(
+        peer,
+        :timer,
+        :tc,
+        [Kernel.ParallelCompiler, :compile_to_path, [files, scratch, []]],
+        120_000
+      )
 
     case result do
       {:ok, _modules, _warnings} -> us

@@ -17,6 +17,8 @@ defmodule DebugReload.Bench.CallOverhead do
   manager is when it runs.
   """
 
+  @settle_ms 1_500
+
   @type result :: %{
           entry: %{plain: [float()], manager: [float()]},
           nested: %{plain: [float()], manager: [float()]}
@@ -27,12 +29,15 @@ defmodule DebugReload.Bench.CallOverhead do
   `module.sum_steps/1` (nested) for `seconds` per measurement, over
   `rounds` rounds; `start_manager` returns a running manager's name.
   """
-  @spec run(module(), (-> atom()), pos_integer(), number()) :: result()
+  @spec run(module(), (() -> atom()), pos_integer(), number()) :: result()
   def run(module, start_manager, rounds, seconds) do
     samples =
       for round <- 1..rounds, condition <- order(round) do
         manager = if condition == :manager, do: start_manager.()
         await_subscribers(if condition == :manager, do: 1, else: 0)
+        # Starting or stopping a manager boots or stops its compile node,
+        # an OS process that competes for the CPU for a moment.
+        Process.sleep(@settle_ms)
 
         entry = in_fresh_process(fn -> entry_rate(module, seconds) end)
         nested = in_fresh_process(fn -> nested_rate(module, seconds) end)
@@ -55,7 +60,10 @@ defmodule DebugReload.Bench.CallOverhead do
   defp entry_rate(module, seconds) do
     # Warm: the first interpreted call attaches a meta process.
     module.step(1)
-    deadline = System.monotonic_time() + System.convert_time_unit(round(seconds * 1000), :millisecond, :native)
+
+    deadline =
+      System.monotonic_time() + System.convert_time_unit(round(seconds * 1000), :millisecond, :native)
+
     start = System.monotonic_time()
     calls = entry_loop(module, deadline, 0)
     calls / elapsed_seconds(start)

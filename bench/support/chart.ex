@@ -103,14 +103,17 @@ defmodule DebugReload.Bench.Chart do
       for {px, py, y} <- points do
         [
           ~s(<circle cx="#{f(px)}" cy="#{f(py)}" r="4" fill="#{series.color}"/>\n),
-          # The last point's label goes left of it, away from the legend.
-          if px == last_x,
-            do: text(px - 7, py - 7, value_label(y), fill: series.color, anchor: "end"),
-            else: text(px + 7, py - 7, value_label(y), fill: series.color)
+          point_label(px, py, y, series.color, px == last_x)
         ]
       end
     ]
   end
+
+  # The last point's label goes left of it, away from the legend.
+  defp point_label(px, py, value, color, true),
+    do: text(px - 7, py - 7, value_label(value), fill: color, anchor: "end")
+
+  defp point_label(px, py, value, color, false), do: text(px + 7, py - 7, value_label(value), fill: color)
 
   defp legend(series) do
     x = @width - @margin.right + 18

@@ -30,6 +30,7 @@ defmodule DebugReload.Bench.Endurance do
           ets_tables: non_neg_integer(),
           iserver_memory: non_neg_integer(),
           iserver_subscribers: non_neg_integer(),
+          live_subscribers: non_neg_integer(),
           manager_memory: non_neg_integer(),
           vm_memory: non_neg_integer(),
           processes: non_neg_integer()
@@ -137,6 +138,7 @@ defmodule DebugReload.Bench.Endurance do
       ets_tables: length(:ets.all()),
       iserver_memory: memory(Process.whereis(:dbg_iserver)),
       iserver_subscribers: length(DebugReload.Bench.Interpreter.subscribers()),
+      live_subscribers: Enum.count(DebugReload.Bench.Interpreter.subscribers(), &Process.alive?/1),
       manager_memory: memory(Process.whereis(server)),
       vm_memory: :erlang.memory(:total),
       processes: :erlang.system_info(:process_count)

@@ -137,7 +137,10 @@ defmodule DebugReload.Bench.Generator do
   def set_constant(path, tag, value) do
     text = File.read!(path)
     edited = Regex.replace(~r/\d+( # bench:#{tag}\b)/, text, "#{value}\\1")
-    edited != text or String.contains?(text, "#{value} # bench:#{tag}") || raise "nothing tagged #{tag} in #{path}"
+
+    edited != text or String.contains?(text, "#{value} # bench:#{tag}") ||
+      raise "nothing tagged #{tag} in #{path}"
+
     File.write!(path, edited)
   end
 
@@ -170,7 +173,9 @@ defmodule DebugReload.Bench.Generator do
     # other scenarios and carry no breakpoint (they run while measuring).
     [endurance | _] = worker_mods
     [hot | rest_services] = service_mods
-    edit_targets = rest_services |> spread(@edit_targets)
+    # The one-module edit takes the middle one: a service with callers
+    # above it and callees below, neither a leaf nor the bottom layer.
+    edit_targets = rest_services |> spread(@edit_targets) |> middle_first()
     others = (rest_services -- edit_targets) |> spread(@breakpoints - @edit_targets)
 
     file_modules =
@@ -189,8 +194,12 @@ defmodule DebugReload.Bench.Generator do
           {"lib/data/item#{i}.ex", [s | impls]}
         end
       )
-      |> Map.merge(for {w, i} <- Enum.with_index(worker_mods, 1), into: %{}, do: {"lib/workers/w#{i}.ex", [w]})
-      |> Map.merge(for {s, i} <- Enum.with_index(service_mods, 1), into: %{}, do: {"lib/services/s#{i}.ex", [s]})
+      |> Map.merge(
+        for {w, i} <- Enum.with_index(worker_mods, 1), into: %{}, do: {"lib/workers/w#{i}.ex", [w]}
+      )
+      |> Map.merge(
+        for {s, i} <- Enum.with_index(service_mods, 1), into: %{}, do: {"lib/services/s#{i}.ex", [s]}
+      )
 
     %{
       modules:
@@ -223,6 +232,11 @@ defmodule DebugReload.Bench.Generator do
     for i <- 0..(count - 1), do: Enum.at(list, div(i * n, count))
   end
 
+  defp middle_first(list) do
+    {middle, rest} = List.pop_at(list, div(length(list), 2))
+    [middle | rest]
+  end
+
   defp mod(ns, name), do: Module.concat(ns, name)
 
   defp write!(path, text) do
@@ -245,7 +259,10 @@ defmodule DebugReload.Bench.Generator do
       {"lib/describe.ex", describe_protocol(ns)},
       {"lib/score.ex", score_protocol(ns)}
     ] ++
-      for({s, i} <- Enum.with_index(plan.structs, 1), do: {"lib/data/item#{i}.ex", struct_file(ns, s, i, plan)}) ++
+      for(
+        {s, i} <- Enum.with_index(plan.structs, 1),
+        do: {"lib/data/item#{i}.ex", struct_file(ns, s, i, plan)}
+      ) ++
       for({w, i} <- Enum.with_index(plan.workers, 1), do: {"lib/workers/w#{i}.ex", worker(ns, w, i, plan)}) ++
       for {s, i} <- Enum.with_index(plan.services, 1), do: {"lib/services/s#{i}.ex", service(ns, s, i, plan)}
   end

@@ -21,24 +21,37 @@ defmodule DebugReload.Bench.Restart do
           breakpoints: [non_neg_integer()]
         }
 
-  @doc "Runs `runs` restarts after a body-only edit to one module; no manager may be running."
-  @spec run(Workload.t(), pos_integer()) :: samples()
-  def run(workload, runs) do
+  @doc """
+  Runs `runs` restarts after a body-only edit to the same 1 and 5 modules
+  the reload benchmark edits; no manager may be running. Returns samples
+  (µs) per edit size.
+  """
+  @spec run(Workload.t(), pos_integer(), [pos_integer()]) :: %{pos_integer() => samples()}
+  def run(workload, runs, edit_sizes \\ [1, 5]) do
     project = workload.project
     {:ok, worker} = CompileWorker.start_link(root: project.root, env: "dev")
     {:ok, _} = CompileWorker.project(worker)
-    [target | _] = project.edit_targets
-    file = Generator.source(project, target)
 
-    samples =
-      for _ <- 1..runs do
-        Generator.set_constant(file, "edit", System.unique_integer([:positive, :monotonic]))
-        Enum.each(project.modules, &:int.nn/1)
-        restart(workload, worker)
+    results =
+      for k <- edit_sizes, into: %{} do
+        files = project.edit_targets |> Enum.take(k) |> Enum.map(&Generator.source(project, &1))
+
+        samples =
+          for _ <- 1..runs do
+            version = System.unique_integer([:positive, :monotonic])
+            Enum.each(files, &Generator.set_constant(&1, "edit", version))
+            Enum.each(project.modules, &:int.nn/1)
+            restart(workload, worker)
+          end
+
+        {k, collect(samples)}
       end
 
     GenServer.stop(worker)
+    results
+  end
 
+  defp collect(samples) do
     %{
       total: Enum.map(samples, & &1.total),
       compile: Enum.map(samples, & &1.compile),
@@ -52,6 +65,12 @@ defmodule DebugReload.Bench.Restart do
     status in [:ok, :noop] || raise "restart compile failed: #{output}"
     {interpret, :ok} = :timer.tc(fn -> Workload.interpret(workload.project.modules) end)
     {breakpoints, :ok} = :timer.tc(fn -> Workload.set_breakpoints(workload.breakpoints) end)
-    %{total: compile + interpret + breakpoints, compile: compile, interpret: interpret, breakpoints: breakpoints}
+
+    %{
+      total: compile + interpret + breakpoints,
+      compile: compile,
+      interpret: interpret,
+      breakpoints: breakpoints
+    }
   end
 end

@@ -160,7 +160,8 @@ defmodule DebugReload.Bench.Runner do
 
   defp chart(%{sizes: sizes}) do
     series = [
-      {"restart (lower bound)", "#c0392b", false, fn s -> s.restart.total end},
+      {"restart, 5 modules", "#e67e22", false, fn s -> s.restart[5].total end},
+      {"restart, 1 module", "#c0392b", false, fn s -> s.restart[1].total end},
       {"reload, 5 modules", "#2471a3", false, fn s -> s.edits[5].total end},
       {"reload, 1 module", "#1e8449", false, fn s -> s.edits[1].total end},
       {"bare compile, 1 module", "#7f8c8d", true, fn s -> s.edits[1].bare end}
@@ -180,10 +181,23 @@ defmodule DebugReload.Bench.Runner do
   end
 
   defp summary(results) do
+    IO.puts("modules edited   reload     plan  compile     load       bp     bare  restart")
+
+    for s <- results.sizes, k <- s.edits |> Map.keys() |> Enum.sort() do
+      e = s.edits[k]
+      cells = [e.total, e.plan, e.compile, e.load, e.breakpoints, e.bare, s.restart[k].total]
+
+      IO.puts(
+        String.pad_leading("#{s.size}", 7) <> String.pad_leading("#{k}", 7) <> Enum.map_join(cells, &cell/1)
+      )
+    end
+
     for v <- Goals.verdicts(results) do
       IO.puts("#{if v.met, do: "met   ", else: "MISSED"}  #{v.goal}: #{v.detail}")
     end
   end
+
+  defp cell(samples), do: samples |> Stats.median() |> Stats.ms() |> String.pad_leading(9)
 
   defp meta(config, load_before, duration_s) do
     %{
