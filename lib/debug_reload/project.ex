@@ -2,7 +2,8 @@ defmodule DebugReload.Project do
   @moduledoc """
   The layout of the Mix project being debugged, as Mix itself reports it
   from the compile worker: every app (one, or each app of an umbrella)
-  with its source directories and the ebin directory its beams go to.
+  with its source directories and the ebin directory its beams go to, and
+  the `path:` dependencies whose sources a watcher follows too.
   """
 
   @type app :: %{
@@ -11,9 +12,15 @@ defmodule DebugReload.Project do
           source_dirs: [String.t()],
           ebin: String.t()
         }
-  @type t :: %__MODULE__{root: String.t(), env: String.t(), build_path: String.t(), apps: [app()]}
+  @type t :: %__MODULE__{
+          root: String.t(),
+          env: String.t(),
+          build_path: String.t(),
+          apps: [app()],
+          path_deps: [app()]
+        }
 
-  defstruct [:root, :env, :build_path, apps: []]
+  defstruct [:root, :env, :build_path, apps: [], path_deps: []]
 
   @source_extensions [".ex", ".erl", ".hrl"]
 
@@ -23,6 +30,11 @@ defmodule DebugReload.Project do
 
   @spec source_dirs(t()) :: [String.t()]
   def source_dirs(%__MODULE__{apps: apps}), do: apps |> Enum.flat_map(& &1.source_dirs) |> Enum.uniq()
+
+  @doc "Source directories of the project's apps and of its `path:` dependencies."
+  @spec watch_dirs(t()) :: [String.t()]
+  def watch_dirs(%__MODULE__{path_deps: deps} = project),
+    do: Enum.uniq(source_dirs(project) ++ Enum.flat_map(deps, & &1.source_dirs))
 
   @spec ebin_dirs(t()) :: [String.t()]
   def ebin_dirs(%__MODULE__{apps: apps}), do: apps |> Enum.map(& &1.ebin) |> Enum.uniq()
