@@ -24,6 +24,9 @@ defmodule DebugReload.CodeReloadManager do
     * `:busy_timeout` - ms to wait for processes running a module's
       interpreted code to step out of it before swapping (default 2000)
     * `:compile_timeout` - ms (default 300_000)
+    * `:auto` - watch the sources and reload on every save (default
+      `false`); see `DebugReload.watch/1`
+    * `:debounce` - the watcher's debounce window in ms (default 100)
   """
   use GenServer
   require Logger
@@ -38,7 +41,8 @@ defmodule DebugReload.CodeReloadManager do
     Patterns,
     Project,
     Report,
-    Staleness
+    Staleness,
+    Watcher
   }
 
   defstruct [
@@ -64,7 +68,10 @@ defmodule DebugReload.CodeReloadManager do
     # if it comes back (a branch switch, an undo) it is interpreted again
     # and gets its breakpoints back
     tombstones: %{},
-    subscribers: %{}
+    subscribers: %{},
+    # the running DebugReload.Watcher, and its options to start it after boot
+    watcher: nil,
+    auto: nil
   ]
 
   @type t :: %__MODULE__{}
@@ -88,7 +95,8 @@ defmodule DebugReload.CodeReloadManager do
         patterns: Patterns.compile(Keyword.get(opts, :interpret, [])),
         worker: worker,
         busy_timeout: Keyword.get(opts, :busy_timeout, 2_000),
-        compile_timeout: Keyword.get(opts, :compile_timeout, 300_000)
+        compile_timeout: Keyword.get(opts, :compile_timeout, 300_000),
+        auto: if(Keyword.get(opts, :auto, false), do: Keyword.take(opts, [:debounce]))
       }
 
       # The baseline must be taken now, before the caller can edit a file;
@@ -113,30 +121,48 @@ defmodule DebugReload.CodeReloadManager do
   end
 
   @impl true
-  def handle_continue(:boot, state) do
+  def handle_continue(:boot, state), do: {:noreply, state |> boot() |> auto_watch()}
+
+  defp boot(state) do
     case CompileWorker.project(state.worker) do
       {:ok, %Project{} = project} ->
         if Project.ebin_dirs(project) == Project.ebin_dirs(state.project) do
-          {:noreply, %{state | project: project}}
+          %{state | project: project}
         else
           # A custom build path: take the beam baseline where Mix puts beams.
-          {:noreply, snapshot(state, project)}
+          snapshot(state, project)
         end
 
       {:error, reason} ->
-        {:noreply, %{state | boot_error: reason}}
+        %{state | boot_error: reason}
+    end
+  end
+
+  defp auto_watch(%{auto: nil} = state), do: state
+
+  defp auto_watch(state) do
+    case watch(state.auto, state) do
+      {:ok, state} ->
+        state
+
+      {{:error, reason}, state} ->
+        Logger.error("debug_reload: automatic reload is off: #{reason}")
+        state
     end
   end
 
   @impl true
   def handle_call({:reload, opts}, _from, state) do
-    started = System.monotonic_time(:microsecond)
-    state = retry_pending(state)
-    {result, state} = reload(opts, state)
-    {tag, report} = finish(result, started, state)
-    unless report.status in [:noop, :dry_run], do: broadcast(report, state)
-    {:reply, {tag, report}, state}
+    {reply, state} = run_reload(opts, state)
+    {:reply, reply, state}
   end
+
+  def handle_call({:watch, opts}, _from, state) do
+    {reply, state} = watch(opts, state)
+    {:reply, reply, state}
+  end
+
+  def handle_call(:unwatch, _from, state), do: {:reply, :ok, unwatch(state)}
 
   def handle_call(:pending, _from, state), do: {:reply, state.pending, state}
 
@@ -172,7 +198,51 @@ defmodule DebugReload.CodeReloadManager do
     {:noreply, %{state | worker: worker}}
   end
 
+  # A batch from our watcher: the reload `reload/1` runs, reported to
+  # subscribers like any other. A full one, not one scoped to the batch:
+  # files the batch did not name may recompile too (a macro's users).
+  def handle_info({:debug_reload_watch, ref, batch}, %{watcher: %Watcher{ref: ref}} = state) do
+    %{project: sources, dependencies: deps} = Watcher.classify(batch, state.project)
+    state = if sources == [], do: state, else: run_reload([], state) |> elem(1)
+    # Named explicitly so the reload can tell why it cannot take them.
+    state = if deps == [], do: state, else: run_reload([paths: deps], state) |> elem(1)
+    {:noreply, state}
+  end
+
   def handle_info(_msg, state), do: {:noreply, state}
+
+  defp run_reload(opts, state) do
+    started = System.monotonic_time(:microsecond)
+    state = retry_pending(state)
+    {result, state} = reload(opts, state)
+    {tag, report} = finish(result, started, state)
+    unless report.status in [:noop, :dry_run], do: broadcast(report, state)
+    {{tag, report}, state}
+  end
+
+  # -- watching -----------------------------------------------------------
+
+  defp watch(opts, state) do
+    state = unwatch(state)
+    # From the digests the loaded code came from: an edit made before the
+    # watch started is in the first batch.
+    opts = Keyword.merge([baseline: state.sources], Keyword.take(opts, [:debounce]))
+
+    with [_ | _] = roots <- Watcher.roots(state.project),
+         {:ok, watcher} <- Watcher.start(roots, opts) do
+      {:ok, %{state | watcher: watcher}}
+    else
+      [] -> {{:error, "no source directories to watch: #{state.boot_error || "the project has none"}"}, state}
+      {:error, reason} -> {{:error, reason}, state}
+    end
+  end
+
+  defp unwatch(%{watcher: nil} = state), do: state
+
+  defp unwatch(%{watcher: watcher} = state) do
+    Watcher.stop(watcher)
+    %{state | watcher: nil}
+  end
 
   # -- snapshot -----------------------------------------------------------
 

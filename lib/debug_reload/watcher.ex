@@ -110,18 +110,21 @@ defmodule DebugReload.Watcher do
   def stop(%__MODULE__{resource: resource}), do: Native.watch_stop(resource)
 
   @doc """
-  The files of `batch` a reload of `project` takes, as absolute paths:
-  sources the project compiles and sources of its path dependencies
-  (which a reload rejects with its reason). Other files (an `.exs` script
-  under `lib/`) are dropped.
+  Sorts the files of `batch` into the project's sources and its path
+  dependencies' sources (a reload cannot take those into the running
+  session; it answers with the reason). Other files, such as an `.exs`
+  script under `lib/`, are in neither.
   """
-  @spec reload_paths(batch(), Project.t()) :: [String.t()]
-  def reload_paths(batch, %Project{} = project) do
+  @spec classify(batch(), Project.t()) :: %{project: [String.t()], dependencies: [String.t()]}
+  def classify(batch, %Project{} = project) do
     dep_dirs = Enum.flat_map(project.path_deps, & &1.source_dirs)
+    paths = Enum.sort(batch.changed ++ batch.added ++ batch.removed)
 
-    (batch.changed ++ batch.added ++ batch.removed)
-    |> Enum.filter(&(Project.source?(project, &1) or dependency_source?(&1, dep_dirs)))
-    |> Enum.sort()
+    %{
+      project: Enum.filter(paths, &Project.source?(project, &1)),
+      dependencies:
+        Enum.filter(paths, &(not Project.source?(project, &1) and dependency_source?(&1, dep_dirs)))
+    }
   end
 
   defp dependency_source?(path, dirs) do

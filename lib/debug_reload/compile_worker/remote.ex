@@ -57,7 +57,13 @@ defmodule DebugReload.CompileWorker.Remote do
           end
       end
 
-    %{root: root, env: env, build_path: Mix.Project.build_path(config), apps: apps, path_deps: path_deps(apps)}
+    %{
+      root: root,
+      env: env,
+      build_path: Mix.Project.build_path(config),
+      apps: apps,
+      path_deps: path_deps(apps)
+    }
   end
 
   # Dependencies given with `path:` (umbrella siblings excepted: they are
