@@ -225,8 +225,12 @@ defmodule DebugReload.CodeReloadManager do
   defp watch(opts, state) do
     state = unwatch(state)
     # From the digests the loaded code came from: an edit made before the
-    # watch started is in the first batch.
-    opts = Keyword.merge([baseline: state.sources], Keyword.take(opts, [:debounce]))
+    # watch started is in the first batch. Path dependencies are not in
+    # the manager's snapshot; they start from their current state.
+    deps = Enum.flat_map(state.project.path_deps, & &1.source_dirs)
+    {dep_sources, _errors} = Native.scan_sources(deps, Watcher.extensions())
+    baseline = Map.merge(dep_sources, state.sources)
+    opts = Keyword.merge([baseline: baseline], Keyword.take(opts, [:debounce]))
 
     with [_ | _] = roots <- Watcher.roots(state.project),
          {:ok, watcher} <- Watcher.start(roots, opts) do
