@@ -11,8 +11,7 @@ use debug_reload_watch::log::{self, Record};
 use debug_reload_watch::runtime;
 use debug_reload_watch::watcher::{Options, Watch};
 use rustler::{
-    Atom, Encoder, Env, LocalPid, Monitor, NifMap, OwnedEnv, Resource, ResourceArc,
-    Term,
+    Atom, Encoder, Env, LocalPid, Monitor, NifMap, OwnedEnv, Resource, ResourceArc, Term,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -157,7 +156,13 @@ async fn forward_logs(mut records: mpsc::UnboundedReceiver<Record>) {
         // No forwarder alive: the event is dropped, never printed.
         if let Some(pid) = forwarder {
             let _ = env.send_and_clear(&pid, |env| {
-                (debug_reload_log(), level(&record.level), record.target, record.message).encode(env)
+                (
+                    debug_reload_log(),
+                    level(&record.level),
+                    record.target,
+                    record.message,
+                )
+                    .encode(env)
             });
         }
     }
