@@ -11,9 +11,15 @@ defmodule DebugReload.Project do
           source_dirs: [String.t()],
           ebin: String.t()
         }
-  @type t :: %__MODULE__{root: String.t(), env: String.t(), build_path: String.t(), apps: [app()]}
+  @type t :: %__MODULE__{
+          root: String.t(),
+          env: String.t(),
+          build_path: String.t(),
+          apps: [app()],
+          consolidation: [String.t()]
+        }
 
-  defstruct [:root, :env, :build_path, apps: []]
+  defstruct [:root, :env, :build_path, apps: [], consolidation: []]
 
   @source_extensions [".ex", ".erl", ".hrl"]
 
@@ -26,6 +32,14 @@ defmodule DebugReload.Project do
 
   @spec ebin_dirs(t()) :: [String.t()]
   def ebin_dirs(%__MODULE__{apps: apps}), do: apps |> Enum.map(& &1.ebin) |> Enum.uniq()
+
+  @doc "Where Mix writes consolidated protocols."
+  @spec consolidation_dirs(t()) :: [String.t()]
+  def consolidation_dirs(%__MODULE__{consolidation: dirs}), do: dirs
+
+  @doc "Every directory whose beams a reload may load: ebins, then consolidated protocols."
+  @spec beam_dirs(t()) :: [String.t()]
+  def beam_dirs(%__MODULE__{} = project), do: Enum.uniq(ebin_dirs(project) ++ consolidation_dirs(project))
 
   @doc "True when `path` (absolute) is inside the project root."
   @spec inside?(t(), String.t()) :: boolean()

@@ -57,7 +57,13 @@ defmodule DebugReload.CompileWorker.Remote do
           end
       end
 
-    %{root: root, env: env, build_path: Mix.Project.build_path(config), apps: apps}
+    %{
+      root: root,
+      env: env,
+      build_path: Mix.Project.build_path(config),
+      apps: apps,
+      consolidation: [Path.expand(Mix.Project.consolidation_path(config))]
+    }
   end
 
   defp app_layout(root, config) do
