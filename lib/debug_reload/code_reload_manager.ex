@@ -79,6 +79,9 @@ defmodule DebugReload.CodeReloadManager do
     # module => {beam path, binary} read before compiling, so a failed
     # reload can load the old code back
     old_binaries: %{},
+    # module => {beam path, binary} loaded back by a rolled-back reload: the
+    # beam on disk is newer than the code that runs
+    rolled_back: %{},
     # path => digest of the sources the loaded code was compiled from
     sources: %{},
     # source path => text, for sources of interpreted modules
@@ -336,9 +339,10 @@ defmodule DebugReload.CodeReloadManager do
     for {path, _digest} <- state.beams,
         module = Beam.module_from_path(path),
         not Map.has_key?(state.interpreted, module),
+        not Map.has_key?(state.rolled_back, module),
         :code.is_loaded(module) != false,
         {:ok, binary} <- [File.read(path)],
-        into: %{},
+        into: state.rolled_back,
         do: {module, {path, binary}}
   end
 
@@ -502,7 +506,8 @@ defmodule DebugReload.CodeReloadManager do
           state
           | sources: update_sources(state.sources, current, scope),
             beams: update_beams(state.beams, beams, loaded_paths, skipped, outcome.entries),
-            old_binaries: %{}
+            old_binaries: %{},
+            rolled_back: %{}
         }
 
         report = %{
@@ -530,7 +535,8 @@ defmodule DebugReload.CodeReloadManager do
             warnings: outcome.warnings
         }
 
-        {{:error, "reload rolled back, nothing changed: #{message}", report}, %{state | old_binaries: %{}}}
+        state = %{state | rolled_back: Map.merge(state.rolled_back, state.old_binaries), old_binaries: %{}}
+        {{:error, "reload rolled back, nothing changed: #{message}", report}, state}
     end
   end
 
@@ -551,7 +557,13 @@ defmodule DebugReload.CodeReloadManager do
 
   defp schedule_retry(state) do
     unless state.retry_timer, do: Process.send_after(self(), :retry_deferred, @deferred_retry_ms)
-    %{state | retry_timer: true, old_binaries: %{}}
+
+    %{
+      state
+      | retry_timer: true,
+        rolled_back: Map.merge(state.rolled_back, state.old_binaries),
+        old_binaries: %{}
+    }
   end
 
   defp forced_beams(false, _scope, _current, _state), do: []

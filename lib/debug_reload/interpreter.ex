@@ -320,7 +320,7 @@ defmodule DebugReload.Interpreter do
             {^pid, meta, status, _info} <- procs,
             status != :exit,
             pid != self(),
-            Process.alive?(pid) and Process.alive?(meta),
+            alive?(pid) and alive?(meta),
             do: {pid, meta}
 
       :error ->
@@ -379,8 +379,8 @@ defmodule DebugReload.Interpreter do
   defp classify({pid, meta}, module) do
     keys = [:current_function, :message_queue_len, :dictionary]
 
-    with meta_info when is_list(meta_info) <- Process.info(meta, keys),
-         {:current_stacktrace, frames} <- Process.info(pid, :current_stacktrace) do
+    with meta_info when is_list(meta_info) <- process_info(meta, keys),
+         {:current_stacktrace, frames} <- process_info(pid, :current_stacktrace) do
       dict = meta_info[:dictionary]
 
       cond do
@@ -430,6 +430,24 @@ defmodule DebugReload.Interpreter do
 
   # -- helpers ----------------------------------------------------------
 
+  # Interpreted processes on other nodes (`:int.ni/1` interprets
+  # cluster-wide) are inspected over erpc, with a bound. They cannot be
+  # suspended from here, so the check-then-swap window that suspension
+  # closes for local processes stays open (microseconds) for remote ones.
+  @remote_timeout 2_000
+
+  defp alive?(pid) when node(pid) == node(), do: Process.alive?(pid)
+  defp alive?(pid), do: remote(pid, :erlang, :is_process_alive, [pid]) == true
+
+  defp process_info(pid, keys) when node(pid) == node(), do: Process.info(pid, keys)
+  defp process_info(pid, keys), do: remote(pid, :erlang, :process_info, [pid, keys])
+
+  defp remote(pid, m, f, a) do
+    :erpc.call(node(pid), m, f, a, @remote_timeout)
+  catch
+    _, _ -> nil
+  end
+
   defp with_suspended(users, fun) do
     suspended =
       users
@@ -445,7 +463,7 @@ defmodule DebugReload.Interpreter do
   end
 
   defp suspend(pid) do
-    pid != self() and :erlang.suspend_process(pid)
+    pid != self() and node(pid) == node() and :erlang.suspend_process(pid)
   catch
     :error, :badarg -> false
   end
@@ -459,7 +477,7 @@ defmodule DebugReload.Interpreter do
   defp await_invalidated(metas, module, attempts) do
     pending =
       Enum.filter(metas, fn meta ->
-        case Process.info(meta, :dictionary) do
+        case process_info(meta, :dictionary) do
           {:dictionary, dict} -> List.keymember?(dict, {module, :db}, 0)
           nil -> false
         end

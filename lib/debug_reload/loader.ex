@@ -26,7 +26,11 @@ defmodule DebugReload.Loader do
 
   alias DebugReload.{Beam, Breakpoints, Cluster, ExecutableLines, Guards, Interpreter, Migration, Patterns}
 
-  defstruct entries: [], processes: [], warnings: [], planned: [], undo: [], migrations: [], state: nil
+  defstruct entries: [], processes: [], warnings: [], planned: [], migrations: [], state: nil
+
+  # The undo log lives in the process dictionary, not in the struct: a step
+  # that raises half-way must not lose the undo entries of what it did.
+  @undo_log {__MODULE__, :undo_log}
 
   @type outcome :: %{
           entries: [DebugReload.Report.module_entry()],
@@ -65,6 +69,7 @@ defmodule DebugReload.Loader do
           {:ok, outcome(), struct()} | {:error, String.t(), outcome(), struct()}
   def apply(batch, state, opts) do
     tx = %__MODULE__{state: state}
+    Process.put(@undo_log, [])
     {to_interpret, to_native, guard_warnings} = split(batch, state)
     tx = %{tx | warnings: guard_warnings}
 
@@ -88,6 +93,14 @@ defmodule DebugReload.Loader do
         end
       )
 
+    try do
+      finish(result, batch, state)
+    after
+      Process.delete(@undo_log)
+    end
+  end
+
+  defp finish(result, batch, state) do
     case result do
       {:ok, tx} ->
         resume_migrations(tx)
@@ -223,15 +236,14 @@ defmodule DebugReload.Loader do
       Enum.reduce(interpreted_before, tx, fn module, tx ->
         breaks = Interpreter.breakpoints(module)
         :ok = Interpreter.uninterpret(module)
-        undo = {:reinterpret, module, Map.get(tx.state.interpreted, module), breaks}
-        %{tx | undo: [undo | tx.undo]}
+        record_undo({:reinterpret, module, Map.get(tx.state.interpreted, module), breaks})
+        tx
       end)
 
     nodes = Cluster.nodes(opts)
 
-    undo = for info <- infos, do: {:native, info.module, old_code(info, batch, tx.state), nodes}
+    Enum.each(infos, &record_undo({:native, &1.module, old_code(&1, batch, tx.state), nodes}))
 
-    tx = %{tx | undo: Enum.reverse(undo) ++ tx.undo}
     fault!(opts, :load_native)
 
     new = for info <- infos, new_module?(info, tx.state), into: MapSet.new(), do: info.module
@@ -290,6 +302,7 @@ defmodule DebugReload.Loader do
         {:error, message, tx} -> {:halt, {:error, message, tx}}
       end
     end)
+    |> tap(fn _ -> fault!(opts, :interpret) end)
   end
 
   defp interpret(tx, info, batch, opts) do
@@ -324,7 +337,7 @@ defmodule DebugReload.Loader do
             do: {:reinterpret, info.module, old, Interpreter.breakpoints(info.module)},
             else: {:uninterpret, info.module, old_code(info, batch, state)}
 
-        tx = %{tx | undo: [undo | tx.undo]}
+        record_undo(undo)
         new_entry = interpreted_entry(info)
         new_text = read_text(info.source)
 
@@ -448,7 +461,8 @@ defmodule DebugReload.Loader do
         {:restore_deleted, module, was_interpreted? && old, breaks,
          Map.get(batch.old_binaries, module, :unknown)}
 
-      tx = %{tx | state: state, undo: [undo | tx.undo]}
+      record_undo(undo)
+      tx = %{tx | state: state}
 
       if in_use do
         {:ok,
@@ -472,7 +486,7 @@ defmodule DebugReload.Loader do
   defp move_breakpoints(tx, opts) do
     modules = tx.planned |> Enum.flat_map(&[&1.module, &1.from_module]) |> Enum.uniq()
     before = for module <- modules, do: {module, Interpreter.breakpoints(module)}
-    tx = %{tx | undo: [{:breakpoints, before} | tx.undo]}
+    record_undo({:breakpoints, before})
     fault!(opts, :breakpoints)
     Breakpoints.apply_plan(tx.planned)
     {:ok, tx}
@@ -480,9 +494,11 @@ defmodule DebugReload.Loader do
 
   # -- rollback ---------------------------------------------------------------
 
+  defp record_undo(action), do: Process.put(@undo_log, [action | Process.get(@undo_log, [])])
+
   # Runs the undo log newest first. Returns what could not be restored.
   defp undo(tx) do
-    Enum.flat_map(tx.undo, fn action ->
+    Enum.flat_map(Process.get(@undo_log, []), fn action ->
       try do
         undo_action(action, tx)
       rescue
