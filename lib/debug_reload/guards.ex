@@ -86,7 +86,26 @@ defmodule DebugReload.Guards do
     end
   end
 
-  @doc "Processes executing old code of `module`, or holding funs from it."
+  @doc """
+  Processes holding funs created by `module`'s code.
+
+  OTP 25's `:erlang.check_process_code/2` no longer counts funs, yet a fun
+  whose code is purged raises `:badfun` when called. The stack (where a
+  GenServer's state and a closure's variables live) names every fun it
+  holds, so that is where we look.
+  """
+  @spec fun_holders(module()) :: [pid()]
+  def fun_holders(module) do
+    marker = "#Fun<#{module}."
+
+    for pid <- Process.list(),
+        pid != self(),
+        {:backtrace, backtrace} <- [Process.info(pid, :backtrace)],
+        String.contains?(backtrace, marker),
+        do: pid
+  end
+
+  @doc "Processes executing old code of `module`."
   @spec old_code_holders(module()) :: [pid()]
   def old_code_holders(module) do
     if :erlang.check_old_code(module) do

@@ -281,16 +281,16 @@ defmodule DebugReload.Loader do
     end
   end
 
-  # Processes still holding code (or funs) of the version just replaced:
-  # nothing purges it while they do, but the next reload of the module
-  # will wait for them.
+  # Processes still running the replaced code, or holding funs it made:
+  # they keep working, but the next reload of the module purges that code
+  # (a held fun then raises :badfun), so they are named now.
   defp fun_warnings(infos) do
     for info <- infos,
-        holders = Guards.old_code_holders(info.module),
+        holders = Enum.uniq(Guards.old_code_holders(info.module) ++ Guards.fun_holders(info.module)),
         holders != [],
         do:
-          "#{inspect(info.module)}: #{Guards.describe_pids(holders)} still hold code or funs of the old version; " <>
-            "it stays loaded until they let go"
+          "#{inspect(info.module)}: #{Guards.describe_pids(holders)} still run code or hold funs of the old version; " <>
+            "they keep working until #{inspect(info.module)} is reloaded again"
   end
 
   # -- 4. re-interpretation -----------------------------------------------
