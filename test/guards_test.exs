@@ -163,7 +163,10 @@ defmodule DebugReload.GuardsTest do
     Project.write(ctx.project, "lib/interp.ex", value_source(ctx.interpreted, 2, on_load))
 
     assert {:ok, report} = DebugReload.reload(server: ctx.name)
-    assert [%{action: :reloaded, reason: reason}] = Enum.filter(report.modules, &(&1.module == ctx.interpreted))
+
+    assert [%{action: :reloaded, reason: reason}] =
+             Enum.filter(report.modules, &(&1.module == ctx.interpreted))
+
     assert reason =~ "no longer interpretable"
     assert Enum.any?(report.warnings, &(&1 =~ "@on_load"))
     refute ctx.interpreted in :int.interpreted()
@@ -239,7 +242,12 @@ defmodule DebugReload.GuardsTest do
     holder = spawn(fn -> receive do: (:stop -> fun.()) end)
     on_exit(fn -> Process.exit(holder, :kill) end)
 
-    Project.write(ctx.project, "lib/funs.ex", value_source(ctx.funs, 2, "  def make, do: fn -> value() end\n"))
+    Project.write(
+      ctx.project,
+      "lib/funs.ex",
+      value_source(ctx.funs, 2, "  def make, do: fn -> value() end\n")
+    )
+
     assert {:ok, report} = DebugReload.reload(server: ctx.name)
     assert Enum.any?(report.warnings, &(&1 =~ "hold funs of the old version" and &1 =~ inspect(holder)))
     assert ctx.funs.value() == 2

@@ -127,9 +127,10 @@ defmodule DebugReload.Cluster do
     do: ["#{inspect(module)}: its previous beam was not kept, so it keeps the new code"]
 
   def restore(module, old, nodes) do
+    {reachable, gone} = Enum.split_with(nodes, &(&1 in Node.list()))
     local = restore_on(node(), module, old, 5_000)
-    remote = Enum.flat_map(nodes, &restore_on(&1, module, old, 5_000))
-    local ++ remote
+    remote = Enum.flat_map(reachable, &restore_on(&1, module, old, 5_000))
+    local ++ remote ++ Enum.map(gone, &"#{inspect(module)} on #{&1}: node unreachable, not restored")
   end
 
   defp restore_on(node, module, :absent, timeout) do
