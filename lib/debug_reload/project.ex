@@ -17,10 +17,11 @@ defmodule DebugReload.Project do
           env: String.t(),
           build_path: String.t(),
           apps: [app()],
-          path_deps: [app()]
+          path_deps: [app()],
+          consolidation: [String.t()]
         }
 
-  defstruct [:root, :env, :build_path, apps: [], path_deps: []]
+  defstruct [:root, :env, :build_path, apps: [], path_deps: [], consolidation: []]
 
   @source_extensions [".ex", ".erl", ".hrl"]
 
@@ -38,6 +39,14 @@ defmodule DebugReload.Project do
 
   @spec ebin_dirs(t()) :: [String.t()]
   def ebin_dirs(%__MODULE__{apps: apps}), do: apps |> Enum.map(& &1.ebin) |> Enum.uniq()
+
+  @doc "Where Mix writes consolidated protocols."
+  @spec consolidation_dirs(t()) :: [String.t()]
+  def consolidation_dirs(%__MODULE__{consolidation: dirs}), do: dirs
+
+  @doc "Every directory whose beams a reload may load: ebins, then consolidated protocols."
+  @spec beam_dirs(t()) :: [String.t()]
+  def beam_dirs(%__MODULE__{} = project), do: Enum.uniq(ebin_dirs(project) ++ consolidation_dirs(project))
 
   @doc "True when `path` (absolute) is inside the project root."
   @spec inside?(t(), String.t()) :: boolean()

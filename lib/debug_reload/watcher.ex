@@ -110,21 +110,33 @@ defmodule DebugReload.Watcher do
   def stop(%__MODULE__{resource: resource}), do: Native.watch_stop(resource)
 
   @doc """
-  Sorts the files of `batch` into the project's sources and its path
-  dependencies' sources (a reload cannot take those into the running
-  session; it answers with the reason). Other files, such as an `.exs`
+  Splits `batch` into the project's sources (a list of paths) and its path
+  dependencies' sources (a batch), which the running session cannot take
+  (see `dependency_restart_reason/2`). Other files, such as an `.exs`
   script under `lib/`, are in neither.
   """
-  @spec classify(batch(), Project.t()) :: %{project: [String.t()], dependencies: [String.t()]}
+  @spec classify(batch(), Project.t()) :: %{project: [String.t()], dependencies: batch()}
   def classify(batch, %Project{} = project) do
     dep_dirs = Enum.flat_map(project.path_deps, & &1.source_dirs)
-    paths = Enum.sort(batch.changed ++ batch.added ++ batch.removed)
+    dependency? = &(not Project.source?(project, &1) and dependency_source?(&1, dep_dirs))
 
     %{
-      project: Enum.filter(paths, &Project.source?(project, &1)),
-      dependencies:
-        Enum.filter(paths, &(not Project.source?(project, &1) and dependency_source?(&1, dep_dirs)))
+      project:
+        Enum.sort(Enum.filter(batch.changed ++ batch.added ++ batch.removed, &Project.source?(project, &1))),
+      dependencies: Map.new(batch, fn {kind, paths} -> {kind, Enum.filter(paths, dependency?)} end)
     }
+  end
+
+  @doc "Why an edit to a path dependency's sources needs a restart."
+  @spec dependency_restart_reason(batch(), String.t()) :: String.t()
+  def dependency_restart_reason(files, root) do
+    names =
+      (files.changed ++ files.added ++ files.removed)
+      |> Enum.sort()
+      |> Enum.map_join(", ", &Path.relative_to(&1, root))
+
+    "restart needed: #{names} changed; it belongs to a path dependency, whose code the running " <>
+      "session loaded at start and does not reload (undo it to keep reloading, or restart the debug session)"
   end
 
   defp dependency_source?(path, dirs) do

@@ -62,7 +62,8 @@ defmodule DebugReload.CompileWorker.Remote do
       env: env,
       build_path: Mix.Project.build_path(config),
       apps: apps,
-      path_deps: path_deps(apps)
+      path_deps: path_deps(apps),
+      consolidation: [Path.expand(Mix.Project.consolidation_path(config))]
     }
   end
 
