@@ -330,6 +330,8 @@ defmodule DebugReload.WatchTest do
       assert_receive {:debug_reload, %Report{status: :ok, files: %{changed: [^path]}} = report}, 60_000
       assert [%{module: ^value, action: :reloaded}] = report.modules
       assert value.value() == 2
+      # What a debug adapter tells the editor about a reload it did not ask for.
+      assert [_ | _] = DebugReload.DAP.events_for(report)
 
       # Unwatched: the edit waits for a reload someone asks for (an
       # automatic one would have left this one nothing to do).
