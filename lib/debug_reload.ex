@@ -30,7 +30,9 @@ defmodule DebugReload do
   end
 
   @doc """
-  Reloads what changed since the last reload.
+  Reloads what changed since the last reload, all or nothing: if any
+  module cannot be loaded or interpreted, on any node, everything goes back
+  to how it was and the report says why.
 
   Options:
 
@@ -39,6 +41,9 @@ defmodule DebugReload do
     * `:dry_run` - report what would be reloaded, change nothing
     * `:force` - reload the modules of the given (or all) files even when
       nothing changed
+    * `:on_busy`, `:busy_timeout`, `:migrate`, `:migrate_extra`, `:nodes`,
+      `:node_timeout` - override the manager's options for this reload
+      (see `DebugReload.CodeReloadManager`)
     * `:server` - the manager (default `DebugReload`)
     * `:timeout` - call timeout in ms (default 600_000)
   """
