@@ -4,5 +4,6 @@
 mod breakpoints;
 mod changes;
 mod json;
+mod watcher;
 
 rustler::init!("Elixir.DebugReload.Native");
