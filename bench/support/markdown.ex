@@ -130,7 +130,7 @@ defmodule DebugReload.Bench.Markdown do
     rows =
       for s <- sizes, k <- s.edits |> Map.keys() |> Enum.sort() do
         e = s.edits[k]
-        m = fn key -> Stats.ms(Stats.median(Map.fetch!(e, key))) end
+        m = fn key -> median_ms(Map.fetch!(e, key)) end
 
         "| #{s.size} | #{k} | #{m.(:total)} | #{m.(:plan)} | #{m.(:compile)} | #{m.(:load)} | #{m.(:breakpoints)} | " <>
           "#{m.(:bare)} | #{Stats.times(Goals.bare_ratio(s, k))} | #{Stats.ms(Stats.median(s.restart[k].total))} | " <>
@@ -142,7 +142,8 @@ defmodule DebugReload.Bench.Markdown do
 
     *reload* is `DebugReload.reload/1` end to end, split into the report's timings (*plan*: scan
     and diff of the sources; *compile*: Mix's compile task in the warm worker node; *load*: beams
-    read, modules re-interpreted, processes moved, breakpoints planned; *bp*: breakpoints set).
+    read, modules re-interpreted, processes moved, breakpoints moved; *bp*: breakpoints set, when
+    the report times them apart from loading, else —).
     *bare* is the same files compiled alone by `Kernel.ParallelCompiler.compile_to_path/3` in a warm
     node of its own (timed inside that node). *restart* is the lower bound described below, after
     the same edit. The one-module edit is a service in the middle of the call layers; the five
@@ -289,6 +290,9 @@ defmodule DebugReload.Bench.Markdown do
     #{Enum.join(rows, "\n")}
     """
   end
+
+  defp median_ms([]), do: "—"
+  defp median_ms(samples), do: Stats.ms(Stats.median(samples))
 
   # Explanations that follow from this run's own numbers.
   defp reading(%{sizes: sizes} = results) do

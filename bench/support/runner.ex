@@ -197,6 +197,7 @@ defmodule DebugReload.Bench.Runner do
     end
   end
 
+  defp cell([]), do: String.pad_leading("—", 9)
   defp cell(samples), do: samples |> Stats.median() |> Stats.ms() |> String.pad_leading(9)
 
   defp meta(config, load_before, duration_s) do
