@@ -21,7 +21,9 @@ defmodule DebugReload.Bench.Chart do
     ys = for s <- series, {_, y} <- s.points, do: y
     # Points stay clear of the axes so their labels do too.
     x_scale = log_scale(Enum.min(xs), Enum.max(xs), @margin.left + 36, @width - @margin.right - 36)
-    {y_lo, y_hi} = decades(Enum.min(ys), Enum.max(ys))
+    # From the decade below the data to a little above its top.
+    y_lo = :math.pow(10, Float.floor(:math.log10(Enum.min(ys))))
+    y_hi = Enum.max(ys) * 1.5
     y_scale = log_scale(y_lo, y_hi, @height - @margin.bottom, @margin.top)
 
     [
@@ -32,6 +34,7 @@ defmodule DebugReload.Bench.Chart do
       y_axis(y_scale, y_lo, y_hi),
       x_axis(x_scale, Enum.uniq(Enum.sort(xs))),
       Enum.map(series, &line(&1, x_scale, y_scale)),
+      point_labels(series, x_scale, y_scale),
       legend(series),
       "</svg>\n"
     ]
@@ -44,18 +47,13 @@ defmodule DebugReload.Bench.Chart do
     fn v -> from + (:math.log10(v) - llo) / span * (to - from) end
   end
 
-  # Whole decades around the data, so the gridlines are 1, 10, 100 ms...
-  defp decades(lo, hi) do
-    {:math.pow(10, Float.floor(:math.log10(lo))), :math.pow(10, Float.ceil(:math.log10(hi * 1.0001)))}
-  end
-
+  # Gridlines at 1, 2 and 5 times each power of ten within the range.
   defp y_axis(scale, lo, hi) do
-    top = round(:math.log10(hi))
-    bottom = round(:math.log10(lo))
-
     ticks =
-      for e <- bottom..top do
-        v = :math.pow(10, e)
+      for e <- round(:math.log10(lo))..ceil(:math.log10(hi)),
+          m <- [1, 2, 5],
+          v = m * :math.pow(10, e),
+          v >= lo and v <= hi do
         y = scale.(v)
 
         [
@@ -83,7 +81,7 @@ defmodule DebugReload.Bench.Chart do
 
         [
           ~s(<line x1="#{f(px)}" x2="#{f(px)}" y1="#{@margin.top}" y2="#{base}" stroke="#eee"/>\n),
-          text(px, base + 18, "#{x}", anchor: "middle")
+          text(px, base + 18, DebugReload.Bench.Stats.thousands(x), anchor: "middle")
         ]
       end,
       text((@margin.left + @width - @margin.right) / 2, base + 42, "modules in the project (log scale)",
@@ -93,27 +91,46 @@ defmodule DebugReload.Bench.Chart do
   end
 
   defp line(series, x_scale, y_scale) do
-    points = for {x, y} <- Enum.sort(series.points), do: {x_scale.(x), y_scale.(y), y}
-    last_x = points |> List.last() |> elem(0)
-    path = Enum.map_join(points, " ", fn {px, py, _} -> "#{f(px)},#{f(py)}" end)
+    points = for {x, y} <- Enum.sort(series.points), do: {x_scale.(x), y_scale.(y)}
+    path = Enum.map_join(points, " ", fn {px, py} -> "#{f(px)},#{f(py)}" end)
     dash = if series.dashed, do: ~s( stroke-dasharray="6 4"), else: ""
 
     [
       ~s(<polyline points="#{path}" fill="none" stroke="#{series.color}" stroke-width="2.5"#{dash}/>\n),
-      for {px, py, y} <- points do
-        [
-          ~s(<circle cx="#{f(px)}" cy="#{f(py)}" r="4" fill="#{series.color}"/>\n),
-          point_label(px, py, y, series.color, px == last_x)
-        ]
-      end
+      for({px, py} <- points, do: ~s(<circle cx="#{f(px)}" cy="#{f(py)}" r="4" fill="#{series.color}"/>\n))
     ]
   end
 
-  # The last point's label goes left of it, away from the legend.
-  defp point_label(px, py, value, color, true),
-    do: text(px - 7, py - 7, value_label(value), fill: color, anchor: "end")
+  # Value labels beside their points, spread apart vertically where points
+  # of several series sit close together at one project size.
+  defp point_labels(series, x_scale, y_scale) do
+    last_x = series |> Enum.flat_map(& &1.points) |> Enum.map(&elem(&1, 0)) |> Enum.max()
 
-  defp point_label(px, py, value, color, false), do: text(px + 7, py - 7, value_label(value), fill: color)
+    series
+    |> Enum.flat_map(fn s -> for {x, y} <- s.points, do: {x, y_scale.(y) - 7, value_label(y), s.color} end)
+    |> Enum.group_by(&elem(&1, 0))
+    |> Enum.flat_map(fn {x, labels} ->
+      labels
+      |> Enum.sort_by(&elem(&1, 1))
+      |> spread_apart(14)
+      |> Enum.map(fn {_, y, label, color} ->
+        # The last column's labels go left of the points, away from the legend.
+        if x == last_x,
+          do: text(x_scale.(x) - 8, y, label, fill: color, anchor: "end"),
+          else: text(x_scale.(x) + 8, y, label, fill: color)
+      end)
+    end)
+  end
+
+  defp spread_apart(labels, gap) do
+    {spread, _} =
+      Enum.map_reduce(labels, nil, fn {x, y, label, color}, previous ->
+        y = if previous && y < previous + gap, do: previous + gap, else: y
+        {{x, y, label, color}, y}
+      end)
+
+    spread
+  end
 
   defp legend(series) do
     x = @width - @margin.right + 18

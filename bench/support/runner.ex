@@ -181,7 +181,7 @@ defmodule DebugReload.Bench.Runner do
   end
 
   defp summary(results) do
-    IO.puts("modules edited   reload     plan  compile     load       bp     bare  restart")
+    IO.puts("modules edited     reload      plan   compile      load        bp      bare   restart")
 
     for s <- results.sizes, k <- s.edits |> Map.keys() |> Enum.sort() do
       e = s.edits[k]
@@ -197,8 +197,8 @@ defmodule DebugReload.Bench.Runner do
     end
   end
 
-  defp cell([]), do: String.pad_leading("—", 9)
-  defp cell(samples), do: samples |> Stats.median() |> Stats.ms() |> String.pad_leading(9)
+  defp cell([]), do: String.pad_leading("—", 10)
+  defp cell(samples), do: samples |> Stats.median() |> Stats.ms() |> String.pad_leading(10)
 
   defp meta(config, load_before, duration_s) do
     %{
