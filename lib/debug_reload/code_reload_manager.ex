@@ -330,9 +330,7 @@ defmodule DebugReload.CodeReloadManager do
   # set for the baseline and for every later scan, whatever the layout.
   defp scan_sources(project), do: Native.scan_sources([project.root], Project.source_extensions())
 
-  defp subscribe_to_interpreter do
-    if Process.whereis(:dbg_iserver), do: :int.subscribe()
-  end
+  defp subscribe_to_interpreter, do: Interpreter.subscribe()
 
   # Keeps what a later reload of an interpreted module needs from before
   # the edit: its beam (for executable lines and rollback) and source text.

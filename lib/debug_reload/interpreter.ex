@@ -47,6 +47,24 @@ defmodule DebugReload.Interpreter do
     if Process.whereis(:dbg_iserver), do: :int.interpreted(), else: []
   end
 
+  @doc """
+  Subscribes the caller to the interpreter's events, once: `:int.subscribe/0`
+  adds the caller again on every call, and each copy receives every event.
+  """
+  @spec subscribe() :: :ok
+  def subscribe do
+    case Process.whereis(:dbg_iserver) && :sys.get_state(:dbg_iserver) do
+      nil ->
+        :ok
+
+      {:state, _db, _procs, _breaks, _auto, _stack, subs} ->
+        if self() in subs, do: :ok, else: :int.subscribe()
+
+      _unknown_layout ->
+        :int.subscribe()
+    end
+  end
+
   @spec interpreted?(module()) :: boolean()
   def interpreted?(module), do: module in interpreted()
 
