@@ -108,6 +108,9 @@ defmodule DebugReload.CodeReloadManager do
 
   @type t :: %__MODULE__{}
 
+  @pending_rechecks 20
+  @pending_recheck_ms 5
+
   def start_link(opts) do
     GenServer.start_link(__MODULE__, opts, name: Keyword.get(opts, :name, DebugReload))
   end
@@ -219,8 +222,13 @@ defmodule DebugReload.CodeReloadManager do
   @impl true
   def handle_info({:int, {:new_status, pid, status, _info}}, state)
       when is_map_key(state.pending, pid) and status in [:idle, :break] do
-    {:noreply, retry_pending(state, [pid])}
+    {:noreply, retry_pending_soon(state, pid, @pending_rechecks)}
   end
+
+  def handle_info({:recheck_pending, pid, left}, state) when is_map_key(state.pending, pid),
+    do: {:noreply, retry_pending_soon(state, pid, left)}
+
+  def handle_info({:recheck_pending, _pid, _left}, state), do: {:noreply, state}
 
   def handle_info(:retry_deferred, state) do
     started = System.monotonic_time(:microsecond)
@@ -693,6 +701,19 @@ defmodule DebugReload.CodeReloadManager do
   end
 
   defp new_module?(info, state), do: not Map.has_key?(state.beams, info.path)
+
+  # The interpreter announces :idle (or :break) just before the process
+  # gets there: the meta casts its status, then returns. A process found
+  # still on its way is looked at again shortly, a few times; no further
+  # event would come for it.
+  defp retry_pending_soon(state, pid, left) do
+    state = retry_pending(state, [pid])
+
+    if left > 1 and Map.has_key?(state.pending, pid),
+      do: Process.send_after(self(), {:recheck_pending, pid, left - 1}, @pending_recheck_ms)
+
+    state
+  end
 
   defp retry_pending(state, pids \\ nil) do
     pending =
