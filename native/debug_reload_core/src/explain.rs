@@ -408,13 +408,20 @@ impl<'a> Explainer<'a> {
                 steps.push(self.step(name, Subject::Module, Relation::Deleted, None, home));
                 Cursor::Done
             }
-            Some(ExportCause::Changed { assumed }) => {
-                let relation = if assumed {
-                    Relation::ExportsMayChange
-                } else {
-                    Relation::ExportsChanged
-                };
-                steps.push(self.step(name, Subject::Module, relation, None, home));
+            // A condition ends the chain: why the condition's module is
+            // recompiled is its own entry in the plan.
+            Some(ExportCause::Changed { assumed: true }) => {
+                steps.push(self.step(
+                    name,
+                    Subject::Module,
+                    Relation::ExportsMayChange,
+                    None,
+                    home,
+                ));
+                Cursor::Done
+            }
+            Some(ExportCause::Changed { assumed: false }) => {
+                steps.push(self.step(name, Subject::Module, Relation::ExportsChanged, None, home));
                 Cursor::Recompiled(target)
             }
             Some(ExportCause::Vanished) => {

@@ -47,6 +47,9 @@ pub struct ModuleNode {
     pub app: Option<AppId>,
     pub export: Option<String>,
     pub recompile: bool,
+    /// The files defining it, mirroring its incoming `Defines` edges: a
+    /// module used everywhere has thousands of incoming edges to search.
+    files: Vec<Id>,
 }
 
 #[derive(Debug, Clone)]
@@ -146,10 +149,7 @@ impl ReloadGraph {
         }
         for name in &delta.removed_modules {
             if let Some(&module) = self.modules.get(name) {
-                let defined = self
-                    .graph
-                    .edges_directed(module, Incoming)
-                    .any(|e| *e.weight() == Edge::Defines);
+                let defined = self.defining_files(module).next().is_some();
                 if let (false, Node::Module(node)) = (defined, &mut self.graph[module]) {
                     node.app = None;
                     node.export = None;
@@ -256,7 +256,7 @@ impl ReloadGraph {
     }
 
     pub(crate) fn defining_files(&self, module: Id) -> impl Iterator<Item = Id> + '_ {
-        self.sources(module, Edge::Defines)
+        self.module_node(module).files.iter().copied()
     }
 
     /// Nodes `node` points to with an edge of `kind`.
@@ -336,6 +336,7 @@ impl ReloadGraph {
             app: None,
             export: None,
             recompile: false,
+            files: Vec::new(),
         }));
         self.modules.insert(name.to_string(), id);
         id
@@ -380,6 +381,7 @@ impl ReloadGraph {
             let module = self.module_id(name);
             if let Node::Module(node) = &mut self.graph[module] {
                 node.app.get_or_insert(app);
+                node.files.push(file);
             }
             self.graph.add_edge(file, module, Edge::Defines);
         }
@@ -409,9 +411,12 @@ impl ReloadGraph {
         let edges: Vec<_> = self
             .graph
             .edges_directed(node, Outgoing)
-            .map(|e| e.id())
+            .map(|e| (e.id(), e.target(), *e.weight()))
             .collect();
-        for edge in edges {
+        for (edge, target, kind) in edges {
+            if let (Edge::Defines, Node::Module(module)) = (kind, &mut self.graph[target]) {
+                module.files.retain(|&f| f != node);
+            }
             self.graph.remove_edge(edge);
         }
     }

@@ -11,3 +11,4 @@ pub mod graph;
 pub mod manifest;
 pub mod plan;
 pub mod structure;
+pub mod synthetic;

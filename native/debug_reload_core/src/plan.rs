@@ -33,7 +33,7 @@ use crate::graph::{AppId, Edge, Id, ReloadGraph};
 use crate::manifest::{display_module, SourceKind};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 /// What changed on disk.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -627,9 +627,18 @@ impl<'a> KnownExports<'a> {
 }
 
 impl Exports<'_> {
-    fn verdict(&self, module: Id) -> Option<ExportCause> {
+    /// Whether the exports of `module` changed (`export_only`: it was
+    /// recompiled for export references only).
+    ///
+    /// The upper bound assumes they may change for every module recompiled
+    /// because of an edit or a compile-time dependency. A module recompiled
+    /// only for an export dependency (an `import`, a struct) compiles the
+    /// same definitions, so its exports are assumed to stay: otherwise a
+    /// single edit would make most of a project conditionally stale.
+    fn verdict(&self, module: Id, export_only: bool) -> Option<ExportCause> {
         match self {
             Exports::AssumeUnchanged => None,
+            Exports::AssumeChanged if export_only => None,
             Exports::AssumeChanged => Some(ExportCause::Changed { assumed: true }),
             Exports::Known(known) => known.verdict(module),
         }
@@ -646,6 +655,9 @@ pub(crate) struct Run {
     /// Runtime staleness, per pass (only where it mattered).
     pub(crate) stale: FxHashMap<(Id, u32), Cause>,
     pub(crate) export_stale: FxHashMap<Id, ExportCause>,
+    /// Recompiled modules whose every reason, in their pass, was an export
+    /// reference (see `Exports::verdict`).
+    pub(crate) export_only: FxHashSet<Id>,
     /// Modules of a dependency reached through export or runtime references.
     pub(crate) dependency_reach: FxHashMap<Id, Cause>,
 }
@@ -663,7 +675,9 @@ struct Engine<'g> {
     pass: u32,
     pass_stale: FxHashSet<Id>,
     pass_recompiled: Vec<Id>,
-    events: Vec<Event>,
+    /// First in, first out: causes are recorded by the first event to
+    /// reach a node, so chains are shortest paths back to an edit.
+    events: VecDeque<Event>,
 }
 
 fn simulate(graph: &ReloadGraph, inputs: &Inputs, exports: &Exports) -> Run {
@@ -674,7 +688,7 @@ fn simulate(graph: &ReloadGraph, inputs: &Inputs, exports: &Exports) -> Run {
         pass: 0,
         pass_stale: FxHashSet::default(),
         pass_recompiled: Vec::new(),
-        events: Vec::new(),
+        events: VecDeque::new(),
     };
     // Stale modules and exports each app inherits from its dependencies.
     let mut from_deps: Vec<Option<(Vec<Id>, Vec<Id>)>> = vec![None; graph.apps.len()];
@@ -694,7 +708,7 @@ fn simulate(graph: &ReloadGraph, inputs: &Inputs, exports: &Exports) -> Run {
             } else {
                 // Mix recompiles the project modules it was told are stale.
                 for file in graph.defining_files(module) {
-                    engine.events.push(Event::File(file, cause));
+                    engine.events.push_back(Event::File(file, cause));
                 }
             }
         }
@@ -729,7 +743,10 @@ fn simulate(graph: &ReloadGraph, inputs: &Inputs, exports: &Exports) -> Run {
                 .iter()
                 .copied()
                 .filter(|m| !inputs.deleted_modules.contains(m))
-                .filter_map(|m| exports.verdict(m).map(|cause| (m, cause)))
+                .filter_map(|m| {
+                    let export_only = engine.run.export_only.contains(&m);
+                    exports.verdict(m, export_only).map(|export| (m, export))
+                })
                 .map(|(m, cause)| {
                     engine.run.export_stale.entry(m).or_insert(cause);
                     m
@@ -807,7 +824,7 @@ impl Engine<'_> {
                 if edge == Edge::Export && self.in_app(file) {
                     let cause = Cause::Reference { edge, target, file };
                     for module in self.graph.defined_modules(file) {
-                        self.events.push(Event::Recompile(module, cause));
+                        self.events.push_back(Event::Recompile(module, cause));
                     }
                 }
             }
@@ -817,7 +834,7 @@ impl Engine<'_> {
     }
 
     fn drain(&mut self) {
-        while let Some(event) = self.events.pop() {
+        while let Some(event) = self.events.pop_front() {
             match event {
                 Event::File(file, cause) => {
                     if !self.in_app(file) || self.run.files.contains_key(&file) {
@@ -826,17 +843,25 @@ impl Engine<'_> {
                     self.run.files.insert(file, cause);
                     for module in self.graph.defined_modules(file) {
                         self.events
-                            .push(Event::Recompile(module, Cause::DefinedIn(file)));
+                            .push_back(Event::Recompile(module, Cause::DefinedIn(file)));
                     }
                 }
                 Event::Recompile(module, cause) => {
-                    if self.run.recompiled.contains_key(&module) {
+                    let export_only = self.export_only_cause(cause);
+                    if let Some(&(_, pass)) = self.run.recompiled.get(&module) {
+                        if pass == self.pass && export_only == Some(false) {
+                            self.run.export_only.remove(&module);
+                        }
                         continue;
+                    }
+                    if export_only == Some(true) {
+                        self.run.export_only.insert(module);
                     }
                     self.run.recompiled.insert(module, (cause, self.pass));
                     self.pass_recompiled.push(module);
                     for file in self.graph.defining_files(module) {
-                        self.events.push(Event::File(file, Cause::FileOf(module)));
+                        self.events
+                            .push_back(Event::File(file, Cause::FileOf(module)));
                     }
                     self.mark_stale(module);
                 }
@@ -870,11 +895,27 @@ impl Engine<'_> {
             };
             for referrer in self.graph.defined_modules(file) {
                 if edge == Edge::Compile {
-                    self.events.push(Event::Recompile(referrer, cause));
+                    self.events.push_back(Event::Recompile(referrer, cause));
                 } else if self.graph.is_relevant(referrer) && !self.pass_stale.contains(&referrer) {
-                    self.events.push(Event::Stale(referrer, cause));
+                    self.events.push_back(Event::Stale(referrer, cause));
                 }
             }
+        }
+    }
+
+    /// Whether `cause` recompiles for an export reference only (`Some(true)`),
+    /// for something else (`Some(false)`), or says nothing either way: the
+    /// file being recompiled for one of its own modules.
+    fn export_only_cause(&self, cause: Cause) -> Option<bool> {
+        match cause {
+            Cause::Reference {
+                edge: Edge::Export, ..
+            } => Some(true),
+            Cause::DefinedIn(file) => match self.run.files.get(&file) {
+                Some(Cause::FileOf(_)) => None,
+                _ => Some(false),
+            },
+            _ => Some(false),
         }
     }
 
@@ -921,11 +962,15 @@ impl Engine<'_> {
                     .graph
                     .defining_files(m)
                     .any(|f| self.graph.file_node(f).kind == SourceKind::Erlang);
-                let changed = self.run.recompiled.contains_key(&m) && exports.verdict(m).is_some();
-                if changed {
-                    if let Some(cause) = exports.verdict(m) {
-                        self.run.export_stale.entry(m).or_insert(cause);
-                    }
+                let verdict = self
+                    .run
+                    .recompiled
+                    .contains_key(&m)
+                    .then(|| exports.verdict(m, self.run.export_only.contains(&m)))
+                    .flatten();
+                let changed = verdict.is_some();
+                if let Some(export) = verdict {
+                    self.run.export_stale.entry(m).or_insert(export);
                 } else if erlang {
                     self.run
                         .export_stale
