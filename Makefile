@@ -27,7 +27,7 @@ test: deps test-rust test-elixir
 
 test-rust:
 	# The NIF glue is exercised by ExUnit (enif_* only exist in a VM); dap_check has no logic to unit-test.
-	cargo test --locked -p debug_reload_core -p debug_reload_io
+	cargo test --locked -p debug_reload_core -p debug_reload_io -p debug_reload_watch
 
 test-elixir: dap-check
 	MIX_ENV=test $(MIX) test

@@ -13,6 +13,9 @@ defmodule DebugReload do
   statements, no process is killed, and long-lived processes run the new
   code on their next call. See `DebugReload.CodeReloadManager` for options
   and `DebugReload.Report` for what a reload returns.
+
+  To reload on every save instead, start the manager with `auto: true`, or
+  call `watch/1` (and `unwatch/1`); subscribers get each report.
   """
 
   alias DebugReload.CodeReloadManager
@@ -27,7 +30,9 @@ defmodule DebugReload do
   end
 
   @doc """
-  Reloads what changed since the last reload.
+  Reloads what changed since the last reload, all or nothing: if any
+  module cannot be loaded or interpreted, on any node, everything goes back
+  to how it was and the report says why.
 
   Options:
 
@@ -36,6 +41,9 @@ defmodule DebugReload do
     * `:dry_run` - report what would be reloaded, change nothing
     * `:force` - reload the modules of the given (or all) files even when
       nothing changed
+    * `:on_busy`, `:busy_timeout`, `:migrate`, `:migrate_extra`, `:nodes`,
+      `:node_timeout` - override the manager's options for this reload
+      (see `DebugReload.CodeReloadManager`)
     * `:server` - the manager (default `DebugReload`)
     * `:timeout` - call timeout in ms (default 600_000)
   """
@@ -53,6 +61,33 @@ defmodule DebugReload do
   @doc "Sends every later report to the caller as `{:debug_reload, report}`."
   @spec subscribe(GenServer.server()) :: :ok
   def subscribe(server \\ __MODULE__), do: GenServer.call(server, {:subscribe, self()})
+
+  @doc """
+  Watches the project's sources and reloads after every save.
+
+  The manager starts a `DebugReload.Watcher` on the source directories of
+  the project's apps and of its `path:` dependencies. Each batch of saves
+  runs the reload `reload/1` runs, and its report goes to every subscriber
+  (see `subscribe/1`) as `{:debug_reload, report}`, so a debug adapter can
+  tell the editor about reloads nobody asked for. Starting the manager
+  with `auto: true` does the same at start.
+
+  Options:
+
+    * `:debounce` - ms without a file event that close a batch (default 100)
+    * `:server` - the manager (default `DebugReload`)
+
+  Watching again replaces the previous watcher.
+  """
+  @spec watch(keyword()) :: :ok | {:error, String.t()}
+  def watch(opts \\ []) do
+    {server, opts} = Keyword.pop(opts, :server, __MODULE__)
+    GenServer.call(server, {:watch, opts}, 60_000)
+  end
+
+  @doc "Stops watching; its thread and OS watches are gone when this returns."
+  @spec unwatch(GenServer.server()) :: :ok
+  def unwatch(server \\ __MODULE__), do: GenServer.call(server, :unwatch, 60_000)
 
   @spec unsubscribe(GenServer.server()) :: :ok
   def unsubscribe(server \\ __MODULE__), do: GenServer.call(server, {:unsubscribe, self()})

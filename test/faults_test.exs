@@ -70,7 +70,7 @@ defmodule DebugReload.FaultsTest do
     assert_intact(ctx)
   end
 
-  test "a module whose @on_load fails keeps its old interpreted code",
+  test "a module whose @on_load fails rolls the reload back; the old interpreted code runs",
        %{project: p, mods: [_, m2 | _]} = ctx do
     on_load =
       "  @on_load :check\n  def check, do: if(System.get_env(\"DEBUG_RELOAD_FAIL_ON_LOAD\"), do: :error, else: :ok)\n"
@@ -80,9 +80,11 @@ defmodule DebugReload.FaultsTest do
     on_exit(fn -> System.delete_env("DEBUG_RELOAD_FAIL_ON_LOAD") end)
     Project.write(p, "lib/m2.ex", source(m2, 2, on_load))
 
-    assert {:ok, report} = DebugReload.reload(server: ctx.server)
-    assert [%{action: :deferred, reason: reason}] = Enum.filter(report.modules, &(&1.module == m2))
-    assert reason =~ "old code was re-interpreted"
+    assert {:error, report} = DebugReload.reload(server: ctx.server)
+    assert report.error =~ "rolled back"
+    assert report.error =~ "on_load"
+    assert [%{action: :rolled_back}] = Enum.filter(report.modules, &(&1.module == m2))
+    assert Enum.any?(report.warnings, &(&1 =~ "@on_load"))
     assert_intact(ctx)
   end
 

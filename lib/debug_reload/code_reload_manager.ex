@@ -23,7 +23,21 @@ defmodule DebugReload.CodeReloadManager do
       when Mix runs, else `MIX_ENV`, else `"dev"`)
     * `:busy_timeout` - ms to wait for processes running a module's
       interpreted code to step out of it before swapping (default 2000)
+    * `:on_busy` - what to do when processes are still running a changed
+      module's code (natively, or interpreted and not paused) after
+      `:busy_timeout`: `:wait` (default: defer the whole reload and retry
+      it until they leave), `:proceed` (reload; they finish their call on
+      the old code, with a warning) or `:cancel` (give the reload up)
+    * `:migrate` - pids or names of OTP processes whose state goes through
+      `code_change/3` when their callback module is reloaded (see
+      `DebugReload.Migration`); `:migrate_extra` is its `extra` argument
+    * `:nodes` - `:connected` (default: every connected node) or a list of
+      nodes the reload also applies to; `:node_timeout` bounds each remote
+      call in ms (default 5000)
     * `:compile_timeout` - ms (default 300_000)
+    * `:auto` - watch the sources and reload on every save (default
+      `false`); see `DebugReload.watch/1`
+    * `:debounce` - the watcher's debounce window in ms (default 100)
   """
   use GenServer
   require Logger
@@ -32,14 +46,19 @@ defmodule DebugReload.CodeReloadManager do
     Beam,
     Breakpoints,
     CompileWorker,
-    ExecutableLines,
+    Guards,
     Interpreter,
+    Loader,
     Native,
     Patterns,
     Project,
+    Protocols,
     Report,
-    Staleness
+    Staleness,
+    Watcher
   }
+
+  @deferred_retry_ms 250
 
   defstruct [
     :root,
@@ -50,6 +69,23 @@ defmodule DebugReload.CodeReloadManager do
     :boot_error,
     busy_timeout: 2_000,
     compile_timeout: 300_000,
+    on_busy: :wait,
+    migrate: [],
+    migrate_extra: [],
+    nodes: :connected,
+    node_timeout: 5_000,
+    retry_timer: nil,
+    # options of the reload call being served (on_busy, migrate, ...)
+    call_opts: [],
+    # digests of mix.exs, mix.lock, config and deps' mix.exs: a change
+    # there needs a restart
+    restart_files: %{},
+    # module => {beam path, binary} read before compiling, so a failed
+    # reload can load the old code back
+    old_binaries: %{},
+    # module => {beam path, binary} loaded back by a rolled-back reload: the
+    # beam on disk is newer than the code that runs
+    rolled_back: %{},
     # path => digest of the sources the loaded code was compiled from
     sources: %{},
     # source path => text, for sources of interpreted modules
@@ -64,7 +100,10 @@ defmodule DebugReload.CodeReloadManager do
     # if it comes back (a branch switch, an undo) it is interpreted again
     # and gets its breakpoints back
     tombstones: %{},
-    subscribers: %{}
+    subscribers: %{},
+    # the running DebugReload.Watcher, and its options to start it after boot
+    watcher: nil,
+    auto: nil
   ]
 
   @type t :: %__MODULE__{}
@@ -88,7 +127,14 @@ defmodule DebugReload.CodeReloadManager do
         patterns: Patterns.compile(Keyword.get(opts, :interpret, [])),
         worker: worker,
         busy_timeout: Keyword.get(opts, :busy_timeout, 2_000),
-        compile_timeout: Keyword.get(opts, :compile_timeout, 300_000)
+        compile_timeout: Keyword.get(opts, :compile_timeout, 300_000),
+        on_busy: Keyword.get(opts, :on_busy, :wait),
+        migrate: Keyword.get(opts, :migrate, []),
+        migrate_extra: Keyword.get(opts, :migrate_extra, []),
+        nodes: Keyword.get(opts, :nodes, :connected),
+        node_timeout: Keyword.get(opts, :node_timeout, 5_000),
+        restart_files: Guards.restart_files(root),
+        auto: if(Keyword.get(opts, :auto, false), do: Keyword.take(opts, [:debounce]))
       }
 
       # The baseline must be taken now, before the caller can edit a file;
@@ -113,30 +159,49 @@ defmodule DebugReload.CodeReloadManager do
   end
 
   @impl true
-  def handle_continue(:boot, state) do
+  def handle_continue(:boot, state), do: {:noreply, state |> boot() |> auto_watch()}
+
+  defp boot(state) do
     case CompileWorker.project(state.worker) do
       {:ok, %Project{} = project} ->
         if Project.ebin_dirs(project) == Project.ebin_dirs(state.project) do
-          {:noreply, %{state | project: project}}
+          {consolidated, _errors} = Native.scan_sources(Project.consolidation_dirs(project), [".beam"])
+          %{state | project: project, beams: Map.merge(state.beams, consolidated)}
         else
           # A custom build path: take the beam baseline where Mix puts beams.
-          {:noreply, snapshot(state, project)}
+          snapshot(state, project)
         end
 
       {:error, reason} ->
-        {:noreply, %{state | boot_error: reason}}
+        %{state | boot_error: reason}
+    end
+  end
+
+  defp auto_watch(%{auto: nil} = state), do: state
+
+  defp auto_watch(state) do
+    case watch(state.auto, state) do
+      {:ok, state} ->
+        state
+
+      {{:error, reason}, state} ->
+        Logger.error("debug_reload: automatic reload is off: #{reason}")
+        state
     end
   end
 
   @impl true
   def handle_call({:reload, opts}, _from, state) do
-    started = System.monotonic_time(:microsecond)
-    state = retry_pending(state)
-    {result, state} = reload(opts, state)
-    {tag, report} = finish(result, started, state)
-    unless report.status in [:noop, :dry_run], do: broadcast(report, state)
-    {:reply, {tag, report}, state}
+    {reply, state} = run_reload(opts, state)
+    {:reply, reply, state}
   end
+
+  def handle_call({:watch, opts}, _from, state) do
+    {reply, state} = watch(opts, state)
+    {:reply, reply, state}
+  end
+
+  def handle_call(:unwatch, _from, state), do: {:reply, :ok, unwatch(state)}
 
   def handle_call(:pending, _from, state), do: {:reply, state.pending, state}
 
@@ -157,6 +222,15 @@ defmodule DebugReload.CodeReloadManager do
     {:noreply, retry_pending(state, [pid])}
   end
 
+  def handle_info(:retry_deferred, state) do
+    started = System.monotonic_time(:microsecond)
+    state = %{state | retry_timer: nil}
+    {result, state} = reload([], state)
+    {_tag, report} = finish(result, started, state)
+    unless report.status in [:noop, :deferred], do: broadcast(report, state)
+    {:noreply, state}
+  end
+
   def handle_info({:int, {:new_status, pid, :exit, _}}, state),
     do: {:noreply, %{state | pending: Map.delete(state.pending, pid)}}
 
@@ -172,7 +246,64 @@ defmodule DebugReload.CodeReloadManager do
     {:noreply, %{state | worker: worker}}
   end
 
+  # A batch from our watcher: the reload `reload/1` runs, reported to
+  # subscribers like any other. A full one, not one scoped to the batch:
+  # files the batch did not name may recompile too (a macro's users).
+  def handle_info({:debug_reload_watch, ref, batch}, %{watcher: %Watcher{ref: ref}} = state) do
+    %{project: sources, dependencies: deps} = Watcher.classify(batch, state.project)
+    state = if sources == [], do: state, else: run_reload([], state) |> elem(1)
+    if deps != %{changed: [], added: [], removed: []}, do: reject_dependency_edit(deps, state)
+    {:noreply, state}
+  end
+
   def handle_info(_msg, state), do: {:noreply, state}
+
+  defp run_reload(opts, state) do
+    started = System.monotonic_time(:microsecond)
+    state = retry_pending(state)
+    {result, state} = reload(opts, state)
+    state = %{state | call_opts: []}
+    {tag, report} = finish(result, started, state)
+    unless report.status in [:noop, :dry_run], do: broadcast(report, state)
+    {{tag, report}, state}
+  end
+
+  # -- watching -----------------------------------------------------------
+
+  # The running session has the dependency's old code and cannot take its
+  # new code; subscribers learn that from a report like any other.
+  defp reject_dependency_edit(files, state) do
+    started = System.monotonic_time(:microsecond)
+    reason = Watcher.dependency_restart_reason(files, state.root)
+    {:error, report} = finish({:error, reason, %Report{files: files}}, started, state)
+    broadcast(report, state)
+  end
+
+  defp watch(opts, state) do
+    state = unwatch(state)
+    # From the digests the loaded code came from: an edit made before the
+    # watch started is in the first batch. Path dependencies are not in
+    # the manager's snapshot; they start from their current state.
+    deps = Enum.flat_map(state.project.path_deps, & &1.source_dirs)
+    {dep_sources, _errors} = Native.scan_sources(deps, Watcher.extensions())
+    baseline = Map.merge(dep_sources, state.sources)
+    opts = Keyword.merge([baseline: baseline], Keyword.take(opts, [:debounce]))
+
+    with [_ | _] = roots <- Watcher.roots(state.project),
+         {:ok, watcher} <- Watcher.start(roots, opts) do
+      {:ok, %{state | watcher: watcher}}
+    else
+      [] -> {{:error, "no source directories to watch: #{state.boot_error || "the project has none"}"}, state}
+      {:error, reason} -> {{:error, reason}, state}
+    end
+  end
+
+  defp unwatch(%{watcher: nil} = state), do: state
+
+  defp unwatch(%{watcher: watcher} = state) do
+    Watcher.stop(watcher)
+    %{state | watcher: nil}
+  end
 
   # -- snapshot -----------------------------------------------------------
 
@@ -186,7 +317,7 @@ defmodule DebugReload.CodeReloadManager do
 
   defp snapshot(state, project) do
     {sources, _errors} = scan_sources(project)
-    {beams, _errors} = Native.scan_sources(Project.ebin_dirs(project), [".beam"])
+    {beams, _errors} = Native.scan_sources(Project.beam_dirs(project), [".beam"])
     # Sources edited after the last compile are left out, so the first
     # reload sees them as changed instead of taking them as the baseline.
     sources = Map.drop(sources, Staleness.edited_since_compile(project, Map.keys(sources)))
@@ -227,15 +358,7 @@ defmodule DebugReload.CodeReloadManager do
 
   defp existing(path), do: if(File.regular?(path), do: path)
 
-  defp interpreted_entry(info) do
-    statements =
-      case ExecutableLines.statements(info.binary) do
-        {:ok, statements} -> statements
-        {:error, _} -> []
-      end
-
-    %{source: info.source, binary: info.binary, path: info.path, statements: statements}
-  end
+  defp interpreted_entry(info), do: Loader.interpreted_entry(info)
 
   # Only a text that matches the snapshot digest is the old text.
   defp remember_text(state, nil), do: state
@@ -244,7 +367,7 @@ defmodule DebugReload.CodeReloadManager do
     with false <- Map.has_key?(state.texts, source),
          {:ok, bytes} <- File.read(source),
          true <- Map.get(state.sources, source) == Native.digest_binary(bytes),
-         text when is_binary(text) <- utf8(bytes) do
+         text when is_binary(text) <- Loader.utf8(bytes) do
       put_in(state.texts[source], text)
     else
       _ -> state
@@ -260,7 +383,8 @@ defmodule DebugReload.CodeReloadManager do
     t0 = now()
     state = remember_interpreted(state, Interpreter.interpreted())
 
-    with {:ok, scope} <- resolve_paths(Keyword.get(opts, :paths), state) do
+    with :ok <- check_restart_files(state),
+         {:ok, scope} <- resolve_paths(Keyword.get(opts, :paths), state) do
       {current, _errors} = scan(scope, state)
       changes = Native.diff_snapshots(state.sources, current, scope)
       files = Map.take(changes, [:changed, :added, :removed])
@@ -275,11 +399,33 @@ defmodule DebugReload.CodeReloadManager do
 
         true ->
           Staleness.ensure_visible(state.project, changes.changed ++ changes.added)
+          state = %{state | old_binaries: old_binaries(state), call_opts: opts}
           compile_and_load(report, scope, current, Keyword.get(opts, :force, false), state)
       end
     else
       {:error, message} -> {{:error, message, %Report{}}, state}
     end
+  end
+
+  defp check_restart_files(state) do
+    case Guards.restart_reason(state.restart_files, Guards.restart_files(state.root), state.root) do
+      nil -> :ok
+      reason -> {:error, reason}
+    end
+  end
+
+  # The beams the compile may overwrite, read while they are still the
+  # loaded code, so that a failed reload can load them back. Interpreted
+  # modules keep theirs in `interpreted` already.
+  defp old_binaries(state) do
+    for {path, _digest} <- state.beams,
+        module = Beam.module_from_path(path),
+        not Map.has_key?(state.interpreted, module),
+        not Map.has_key?(state.rolled_back, module),
+        :code.is_loaded(module) != false,
+        {:ok, binary} <- [File.read(path)],
+        into: state.rolled_back,
+        do: {module, {path, binary}}
   end
 
   defp empty?(changes), do: changes.changed == [] and changes.added == [] and changes.removed == []
@@ -363,7 +509,7 @@ defmodule DebugReload.CodeReloadManager do
 
   defp load_changes(report, scope, current, force?, state) do
     t0 = now()
-    {beams, _} = Native.scan_sources(Project.ebin_dirs(state.project), [".beam"])
+    {beams, _} = Native.scan_sources(Project.beam_dirs(state.project), [".beam"])
     beam_changes = Native.diff_snapshots(state.beams, beams, nil)
     sources_in_scope = if scope, do: MapSet.new(scope), else: nil
 
@@ -372,7 +518,10 @@ defmodule DebugReload.CodeReloadManager do
       |> Enum.uniq()
       |> read_beams(beams)
 
-    loads = Enum.filter(loads, &in_scope?(&1.source, sources_in_scope))
+    {loads, not_run} =
+      loads
+      |> Enum.filter(&in_scope?(&1.source, sources_in_scope))
+      |> Protocols.select(state.project)
 
     case redefinitions(loads, state) do
       [] ->
@@ -380,7 +529,7 @@ defmodule DebugReload.CodeReloadManager do
           report,
           {scope, sources_in_scope, current, t0},
           {loads, skipped, errors},
-          {beams, beam_changes},
+          {beams, beam_changes, not_run},
           state
         )
 
@@ -415,37 +564,88 @@ defmodule DebugReload.CodeReloadManager do
   end
 
   defp load_checked(report, {scope, sources_in_scope, current, t0}, {loads, skipped, errors}, beams, state) do
-    {beams, beam_changes} = beams
-    removed = removed_modules(beam_changes.removed, sources_in_scope, state)
-    renames = renames(loads, removed, state)
+    {beams, beam_changes, not_run} = beams
+    consolidation = Project.consolidation_dirs(state.project)
 
-    {entries, procs, warnings, planned, state} = apply_loads(loads, renames, state)
-    {removed_entries, removed_warnings, state} = unload_removed(removed, state)
-    report = put_in(report.timings[:load_us], now() - t0)
+    removed =
+      beam_changes.removed
+      |> Enum.reject(&(Path.dirname(&1) in consolidation))
+      |> removed_modules(sources_in_scope, state)
 
-    t1 = now()
-    Breakpoints.apply_plan(planned)
-    report = put_in(report.timings[:breakpoints_us], now() - t1)
+    batch = %{
+      loads: loads,
+      removed: removed,
+      renames: renames(loads, removed, state),
+      old_binaries: state.old_binaries
+    }
 
-    loaded_paths = MapSet.new(Enum.map(loads, & &1.path) ++ Enum.map(removed, & &1.path))
+    case Loader.apply(batch, state, loader_opts(state)) do
+      {:ok, outcome, state} ->
+        report = put_in(report.timings[:load_us], now() - t0)
+        loaded_paths = MapSet.new(Enum.map(loads ++ not_run ++ removed, & &1.path))
 
-    state = %{
+        state = %{
+          state
+          | sources: update_sources(state.sources, current, scope),
+            beams: update_beams(state.beams, beams, loaded_paths, skipped, outcome.entries),
+            old_binaries: %{},
+            rolled_back: %{}
+        }
+
+        report = %{
+          report
+          | status: :ok,
+            modules: outcome.entries,
+            breakpoints: Breakpoints.to_report(outcome.planned),
+            processes: outcome.processes,
+            warnings: report.warnings ++ outcome.warnings ++ errors ++ Protocols.warnings(loads),
+            total_modules: map_size(state.beams)
+        }
+
+        {{:ok, report}, state}
+
+      {:error, {:deferred, message}, outcome, state} ->
+        modules = Enum.map(outcome.entries, &%{&1 | action: :deferred, reason: message})
+        report = %{report | modules: modules, processes: outcome.processes, warnings: outcome.warnings}
+        {{:deferred, message, report}, schedule_retry(state)}
+
+      {:error, message, outcome, state} ->
+        report = %{
+          report
+          | modules: outcome.entries,
+            processes: outcome.processes,
+            warnings: outcome.warnings
+        }
+
+        state = %{state | rolled_back: Map.merge(state.rolled_back, state.old_binaries), old_binaries: %{}}
+        {{:error, "reload rolled back, nothing changed: #{message}", report}, state}
+    end
+  end
+
+  @call_options [:on_busy, :busy_timeout, :migrate, :migrate_extra, :nodes, :node_timeout, :inject_fault]
+
+  # Per-call options override the manager's.
+  defp loader_opts(state) do
+    [
+      on_busy: state.on_busy,
+      busy_timeout: state.busy_timeout,
+      migrate: state.migrate,
+      migrate_extra: state.migrate_extra,
+      nodes: state.nodes,
+      node_timeout: state.node_timeout
+    ]
+    |> Keyword.merge(Keyword.take(state.call_opts, @call_options))
+  end
+
+  defp schedule_retry(state) do
+    unless state.retry_timer, do: Process.send_after(self(), :retry_deferred, @deferred_retry_ms)
+
+    %{
       state
-      | sources: update_sources(state.sources, current, scope),
-        beams: update_beams(state.beams, beams, loaded_paths, skipped, entries)
+      | retry_timer: true,
+        rolled_back: Map.merge(state.rolled_back, state.old_binaries),
+        old_binaries: %{}
     }
-
-    report = %{
-      report
-      | status: :ok,
-        modules: entries ++ removed_entries,
-        breakpoints: Breakpoints.to_report(planned),
-        processes: procs,
-        warnings: report.warnings ++ warnings ++ removed_warnings ++ errors,
-        total_modules: map_size(state.beams)
-    }
-
-    {{:ok, report}, state}
   end
 
   defp forced_beams(false, _scope, _current, _state), do: []
@@ -491,176 +691,7 @@ defmodule DebugReload.CodeReloadManager do
         do: {info.module, old}
   end
 
-  # Native modules load together and atomically; interpreted ones one by one.
-  defp apply_loads(loads, renames, state) do
-    interpreted = MapSet.new(Interpreter.interpreted())
-
-    {to_interpret, rest} =
-      Enum.split_with(loads, fn info ->
-        MapSet.member?(interpreted, info.module) or Map.has_key?(renames, info.module) or
-          Map.has_key?(state.tombstones, info.module) or
-          (new_module?(info, state) and Patterns.match?(state.patterns, info.module))
-      end)
-
-    {native_entries, native_warnings} = load_native(rest, state)
-
-    Enum.reduce(to_interpret, {native_entries, [], native_warnings, [], state}, fn info, acc ->
-      reinterpret(info, MapSet.member?(interpreted, info.module), Map.get(renames, info.module), acc)
-    end)
-  end
-
   defp new_module?(info, state), do: not Map.has_key?(state.beams, info.path)
-
-  defp load_native([], _state), do: {[], []}
-
-  defp load_native(loads, state) do
-    {loaded, unloaded} = Enum.split_with(loads, &:code.is_loaded(&1.module))
-
-    on_disk =
-      for info <- unloaded, not new_module?(info, state) do
-        entry(info, :on_disk, "not loaded yet; the next call loads the new beam")
-      end
-
-    new = for info <- unloaded, new_module?(info, state), do: info
-    {purgeable, busy} = Enum.split_with(loaded, &:code.soft_purge(&1.module))
-    to_load = purgeable ++ new
-
-    busy_entries =
-      for info <- busy do
-        entry(info, :deferred, "old code still running in #{inspect(holders(info.module))}")
-      end
-
-    {load_entries, warnings} =
-      case to_load do
-        [] ->
-          {[], []}
-
-        _ ->
-          modules = for info <- to_load, do: {info.module, String.to_charlist(info.path), info.binary}
-
-          with {:ok, prepared} <- :code.prepare_loading(modules),
-               :ok <- :code.finish_loading(prepared) do
-            {Enum.map(to_load, fn info ->
-               if new_module?(info, state),
-                 do: entry(info, :loaded, "new module"),
-                 else: entry(info, :reloaded, "beam changed")
-             end), []}
-          else
-            {:error, failures} ->
-              {Enum.map(to_load, &entry(&1, :deferred, "native load failed: #{inspect(failures)}")),
-               ["native load failed, nothing loaded: #{inspect(failures)}"]}
-          end
-      end
-
-    {load_entries ++ busy_entries ++ on_disk,
-     warnings ++ Enum.map(busy_entries, &"#{inspect(&1.module)} deferred: #{&1.reason}")}
-  end
-
-  defp holders(module), do: for(pid <- Process.list(), :erlang.check_process_code(pid, module), do: pid)
-
-  defp reinterpret(info, was_interpreted?, renamed_from, {entries, procs, warnings, planned, state}) do
-    previous = renamed_from || info.module
-    old = Map.get(state.interpreted, previous)
-    {tombstone, state} = pop_in(state.tombstones[info.module])
-    breaks = tombstone || Interpreter.breakpoints(previous)
-    origin = if(tombstone, do: {:restored, info.module}, else: renamed_from && {:renamed, renamed_from})
-    new_entry = interpreted_entry(info)
-
-    result =
-      cond do
-        not was_interpreted? ->
-          with :ok <- Interpreter.load(info.module, info.source, info.path, info.binary),
-               do: {:ok, %{mode: :new, pending: []}}
-
-        not :code.soft_purge(info.module) ->
-          {:error, "old code still running in #{inspect(holders(info.module))}"}
-
-        true ->
-          Interpreter.swap(info.module, info.source, info.path, info.binary,
-            busy_timeout: state.busy_timeout,
-            rollback: old && {old.path, old.binary}
-          )
-      end
-
-    case result do
-      {:ok, swap} ->
-        new_text = read_text(info.source)
-
-        edit = %{
-          old_text: old && Map.get(state.texts, old.source),
-          new_text: new_text,
-          old_statements: (old && old.statements) || [],
-          new_statements: new_entry.statements
-        }
-
-        state =
-          state
-          |> put_in([Access.key(:interpreted), info.module], new_entry)
-          |> put_in([Access.key(:texts), info.source], new_text)
-          |> add_pending(swap.pending, info.module)
-
-        action = if was_interpreted?, do: :reinterpreted, else: :interpreted
-
-        reason =
-          cond do
-            was_interpreted? -> "beam changed (#{swap.mode} swap)"
-            tombstone -> "its file came back; interpreted again as before its deletion"
-            renamed_from -> "renamed from #{inspect(renamed_from)}"
-            true -> "new module matching the interpret patterns"
-          end
-
-        moved = Breakpoints.plan(info.module, info.source, edit, breaks, origin)
-
-        {[entry(info, action, reason) | entries], procs ++ process_entries(swap.pending, info.module),
-         warnings, planned ++ moved, state}
-
-      {:error, message} ->
-        {[entry(info, :deferred, message) | entries], procs,
-         ["#{inspect(info.module)}: #{message}" | warnings], planned, state}
-    end
-  end
-
-  defp read_text(nil), do: nil
-
-  defp read_text(path) do
-    with {:ok, bytes} <- File.read(path) do
-      utf8(bytes)
-    else
-      _ -> nil
-    end
-  end
-
-  # Erlang sources may be Latin-1; the remapper works on UTF-8 text.
-  defp utf8(bytes) do
-    cond do
-      String.valid?(bytes) -> bytes
-      is_binary(text = :unicode.characters_to_binary(bytes, :latin1)) -> text
-      true -> nil
-    end
-  end
-
-  defp process_entries(pending, module) do
-    for {pid, reason} <- pending do
-      %{pid: pid, module: module, status: :paused_on_old_code, detail: pending_detail(reason, module)}
-    end
-  end
-
-  defp pending_detail(:in_use, module),
-    do:
-      "#{inspect(module)} is on its interpreted stack; it finishes that call on the old code, then runs the new code"
-
-  defp pending_detail(_busy, module),
-    do: "kept running #{inspect(module)} past the busy timeout; it moves to the new code when it next returns"
-
-  defp add_pending(state, [], _module), do: state
-
-  defp add_pending(state, pending, module) do
-    subscribe_to_interpreter()
-
-    Enum.reduce(pending, state, fn {pid, _}, state ->
-      update_in(state.pending, &Map.update(&1, pid, [module], fn mods -> Enum.uniq([module | mods]) end))
-    end)
-  end
 
   defp retry_pending(state, pids \\ nil) do
     pending =
@@ -673,36 +704,6 @@ defmodule DebugReload.CodeReloadManager do
 
     %{state | pending: pending}
   end
-
-  defp unload_removed(removed, state) do
-    Enum.reduce(removed, {[], [], state}, fn %{module: module} = info, {entries, warnings, state} ->
-      state = bury(state, module)
-
-      in_use =
-        (Interpreter.interpreted?(module) and Interpreter.uninterpret(module) == {:error, :in_use}) or
-          (:code.is_loaded(module) != false and not purge_deleted(module))
-
-      if in_use do
-        {[entry(info, :deleted, "source deleted; still in use, so not purged") | entries],
-         ["#{inspect(module)} was deleted but is still in use; it stays loaded" | warnings], state}
-      else
-        {[entry(info, :deleted, "source deleted; purged") | entries], warnings, state}
-      end
-    end)
-  end
-
-  defp bury(state, module) do
-    if Interpreter.interpreted?(module),
-      do: put_in(state.tombstones[module], Interpreter.breakpoints(module)),
-      else: state
-  end
-
-  defp purge_deleted(module) do
-    :code.soft_purge(module) and (:code.delete(module) or true) and :code.soft_purge(module)
-  end
-
-  defp entry(info, action, reason),
-    do: %{module: info.module, source: info[:source], action: action, reason: reason}
 
   defp update_sources(_previous, current, nil), do: current
 
@@ -728,6 +729,11 @@ defmodule DebugReload.CodeReloadManager do
   # -- report -------------------------------------------------------------
 
   defp finish({:ok, report}, started, _state), do: {:ok, with_total(report, started)}
+
+  defp finish({:deferred, message, report}, started, state) do
+    report = %{report | status: :deferred, error: message, total_modules: map_size(state.beams)}
+    {:error, with_total(report, started)}
+  end
 
   defp finish({:error, message, report}, started, state) do
     report = %{report | status: :error, error: message, total_modules: map_size(state.beams)}

@@ -86,10 +86,14 @@ defmodule DebugReload.Interpreter do
   Options: `:busy_timeout` (ms, default 2000) bounds how long to wait for
   processes running the module's interpreted code to pause or return;
   `:rollback` (`{beam_path, binary}` of the code being replaced) is
-  re-interpreted, with the breakpoints, if the new code cannot be.
+  re-interpreted, with the breakpoints, if the new code cannot be;
+  `:on_busy` (`:proceed`, the default, or `:wait`/`:cancel`) says whether
+  to swap anyway when processes are still running the module's code at the
+  deadline (they finish on the old code), or to give up with
+  `{:error, {:busy, pids}}`.
   """
   @spec swap(module(), String.t(), String.t(), binary(), keyword()) ::
-          {:ok, swap_result()} | {:error, String.t()}
+          {:ok, swap_result()} | {:error, String.t() | {:busy, [pid()]}}
   def swap(module, source, beam_path, beam, opts \\ []) do
     # :int reads the source when it interprets; without it nothing can be
     # swapped, so leave the running code alone rather than drop it.
@@ -104,28 +108,33 @@ defmodule DebugReload.Interpreter do
     breaks = breakpoints(module)
     deadline = System.monotonic_time(:millisecond) + Keyword.get(opts, :busy_timeout, 2_000)
     rollback = Keyword.get(opts, :rollback)
-    do_swap(module, source, {beam_path, beam}, rollback, breaks, deadline)
+    on_busy = Keyword.get(opts, :on_busy, :proceed)
+    do_swap(module, source, {beam_path, beam}, {rollback, on_busy}, breaks, deadline)
   end
 
-  defp do_swap(module, source, new, rollback, breaks, deadline) do
+  defp do_swap(module, source, new, {rollback, on_busy} = how, breaks, deadline) do
     users = users(module)
 
     result =
       with_suspended(users, fn ->
         classified = Enum.map(users, fn user -> {user, classify(user, module)} end)
-        busy? = Enum.any?(classified, fn {_, c} -> c in [:busy, :running] end)
+        busy = for {{pid, _}, c} <- classified, c in [:busy, :running], do: pid
 
-        if busy? and System.monotonic_time(:millisecond) < deadline do
-          :retry
-        else
-          commit(module, source, new, rollback, breaks, classified)
+        cond do
+          busy == [] -> commit(module, source, new, rollback, breaks, classified)
+          System.monotonic_time(:millisecond) < deadline -> :retry
+          on_busy == :proceed -> commit(module, source, new, rollback, breaks, classified)
+          true -> {:busy, busy}
         end
       end)
 
     case result do
       :retry ->
         Process.sleep(@busy_retry_ms)
-        do_swap(module, source, new, rollback, breaks, deadline)
+        do_swap(module, source, new, how, breaks, deadline)
+
+      {:busy, pids} ->
+        {:error, {:busy, pids}}
 
       {:ok, swap, safe_metas} ->
         await_invalidated(safe_metas, module)
@@ -192,6 +201,26 @@ defmodule DebugReload.Interpreter do
           end)
           |> tap(fn sent? -> if sent?, do: await_invalidated([meta], module) end)
         end)
+    end
+  end
+
+  @doc """
+  Puts old code back after a failed reload: `beam` is interpreted again
+  (swapped in if the module is still interpreted) with exactly `breaks`.
+  """
+  @spec reinterpret_old(module(), String.t(), String.t(), binary(), [breakpoint()]) ::
+          :ok | {:error, String.t()}
+  def reinterpret_old(module, source, beam_path, beam, breaks) do
+    result =
+      if interpreted?(module) do
+        with {:ok, _} <- swap(module, source, beam_path, beam, busy_timeout: 1_000), do: :ok
+      else
+        load(module, source, beam_path, beam)
+      end
+
+    with :ok <- result do
+      Enum.each(breakpoints(module), fn {line, _} -> delete_breakpoint(module, line) end)
+      restore_breakpoints(module, breaks)
     end
   end
 
@@ -291,7 +320,7 @@ defmodule DebugReload.Interpreter do
             {^pid, meta, status, _info} <- procs,
             status != :exit,
             pid != self(),
-            Process.alive?(pid) and Process.alive?(meta),
+            alive?(pid) and alive?(meta),
             do: {pid, meta}
 
       :error ->
@@ -350,8 +379,8 @@ defmodule DebugReload.Interpreter do
   defp classify({pid, meta}, module) do
     keys = [:current_function, :message_queue_len, :dictionary]
 
-    with meta_info when is_list(meta_info) <- Process.info(meta, keys),
-         {:current_stacktrace, frames} <- Process.info(pid, :current_stacktrace) do
+    with meta_info when is_list(meta_info) <- process_info(meta, keys),
+         {:current_stacktrace, frames} <- process_info(pid, :current_stacktrace) do
       dict = meta_info[:dictionary]
 
       cond do
@@ -401,6 +430,24 @@ defmodule DebugReload.Interpreter do
 
   # -- helpers ----------------------------------------------------------
 
+  # Interpreted processes on other nodes (`:int.ni/1` interprets
+  # cluster-wide) are inspected over erpc, with a bound. They cannot be
+  # suspended from here, so the check-then-swap window that suspension
+  # closes for local processes stays open (microseconds) for remote ones.
+  @remote_timeout 2_000
+
+  defp alive?(pid) when node(pid) == node(), do: Process.alive?(pid)
+  defp alive?(pid), do: remote(pid, :erlang, :is_process_alive, [pid]) == true
+
+  defp process_info(pid, keys) when node(pid) == node(), do: Process.info(pid, keys)
+  defp process_info(pid, keys), do: remote(pid, :erlang, :process_info, [pid, keys])
+
+  defp remote(pid, m, f, a) do
+    :erpc.call(node(pid), m, f, a, @remote_timeout)
+  catch
+    _, _ -> nil
+  end
+
   defp with_suspended(users, fun) do
     suspended =
       users
@@ -416,7 +463,7 @@ defmodule DebugReload.Interpreter do
   end
 
   defp suspend(pid) do
-    pid != self() and :erlang.suspend_process(pid)
+    pid != self() and node(pid) == node() and :erlang.suspend_process(pid)
   catch
     :error, :badarg -> false
   end
@@ -430,7 +477,7 @@ defmodule DebugReload.Interpreter do
   defp await_invalidated(metas, module, attempts) do
     pending =
       Enum.filter(metas, fn meta ->
-        case Process.info(meta, :dictionary) do
+        case process_info(meta, :dictionary) do
           {:dictionary, dict} -> List.keymember?(dict, {module, :db}, 0)
           nil -> false
         end

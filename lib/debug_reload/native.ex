@@ -1,6 +1,7 @@
 defmodule DebugReload.Native do
   @moduledoc """
-  The Rust NIF: content digests, change sets and breakpoint remapping.
+  The Rust NIF: content digests, change sets, breakpoint remapping and
+  file watchers.
 
   Every function returns plain terms. Bad arguments raise `ArgumentError`
   and a panic in Rust raises an `ErlangError`; neither can crash the VM.
@@ -101,6 +102,26 @@ defmodule DebugReload.Native do
   @doc "Decodes JSON; objects become maps with string keys."
   @spec decode_json(binary()) :: {:ok, term()} | {:error, String.t()}
   def decode_json(_json), do: not_loaded()
+
+  @doc """
+  Starts a file watcher sending batches to `owner` as
+  `{:debug_reload_watch, tag, batch}`; see `DebugReload.Watcher`.
+  """
+  @spec watch_start(pid(), term(), [String.t()], [String.t()], pos_integer(), snapshot() | nil) ::
+          {:ok, reference()} | {:error, String.t()}
+  def watch_start(_owner, _tag, _roots, _extensions, _debounce_ms, _baseline), do: not_loaded()
+
+  @doc "Stops a watcher and waits until its thread and OS watch are released."
+  @spec watch_stop(reference()) :: :ok | {:error, :timeout}
+  def watch_stop(_watcher), do: not_loaded()
+
+  @doc "True once the watchers' runtime (started on first use, then kept) runs."
+  @spec watch_runtime_started() :: boolean()
+  def watch_runtime_started, do: not_loaded()
+
+  @doc "Makes `pid` the receiver of Rust log events, `{:debug_reload_log, level, target, message}`."
+  @spec watch_log_forwarder(pid()) :: :ok | {:error, String.t()}
+  def watch_log_forwarder(_pid), do: not_loaded()
 
   defp not_loaded do
     :erlang.nif_error(

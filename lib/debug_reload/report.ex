@@ -6,17 +6,21 @@ defmodule DebugReload.Report do
   In iex it prints as a one-screen summary; the fields hold the details.
 
     * `:status` - `:ok` (code was reloaded), `:noop` (nothing changed),
-      `:dry_run` (plan only), or `:error` (nothing was loaded).
+      `:dry_run` (plan only), `:error` (nothing was loaded, or everything
+      loaded was rolled back) or `:deferred` (processes were busy in the
+      changed code; nothing was loaded and the manager retries).
     * `:modules` - one map per module touched: `:module`, `:source`,
       `:action` and `:reason`. Actions are `:reinterpreted`, `:interpreted`
       (a new module matching the interpret patterns), `:reloaded` (native),
       `:loaded` (a new native module), `:on_disk` (not loaded yet; the next
-      call loads the new beam), `:deleted`, `:deferred` and `:planned`.
+      call loads the new beam), `:deleted`, `:deferred`, `:planned` and
+      `:rolled_back` (loaded, then put back when a later step failed).
     * `:breakpoints` - one map per breakpoint of a reloaded module:
       `:module`, `:source`, `:old_line`, `:new_line`, `:status`
       (`:kept`, `:moved`, `:relocated`, `:removed`) and `:reason`.
-    * `:processes` - interpreted processes the reload concerned: `:pid`,
-      `:module`, `:status` (for example `:paused_on_old_code`) and `:detail`.
+    * `:processes` - processes the reload concerned: `:pid`, `:module`,
+      `:status` (`:paused_on_old_code`, `:migrated` or `:migration_failed`)
+      and `:detail`.
     * `:diagnostics` - compiler errors and warnings: `:file`, `:line`,
       `:severity`, `:message`.
     * `:warnings` - human-readable strings.
@@ -27,7 +31,7 @@ defmodule DebugReload.Report do
     * `:error` - for `:error` reports, a one-line reason.
   """
 
-  @type status :: :ok | :noop | :dry_run | :error
+  @type status :: :ok | :noop | :dry_run | :error | :deferred
   @type module_entry :: %{
           module: module(),
           source: String.t() | nil,
@@ -91,6 +95,9 @@ defmodule DebugReload.Report do
 
   def summary(%__MODULE__{status: :dry_run} = r),
     do: "Dry run: would reload #{length(r.modules)} of #{r.total_modules} modules"
+
+  def summary(%__MODULE__{status: :deferred} = r),
+    do: "Reload deferred: #{r.error}"
 
   def summary(%__MODULE__{status: :error} = r),
     do: "Reload rejected, nothing changed: #{r.error}"

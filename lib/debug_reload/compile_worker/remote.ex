@@ -57,7 +57,36 @@ defmodule DebugReload.CompileWorker.Remote do
           end
       end
 
-    %{root: root, env: env, build_path: Mix.Project.build_path(config), apps: apps}
+    %{
+      root: root,
+      env: env,
+      build_path: Mix.Project.build_path(config),
+      apps: apps,
+      path_deps: path_deps(apps),
+      consolidation: [Path.expand(Mix.Project.consolidation_path(config))]
+    }
+  end
+
+  # Dependencies given with `path:` (umbrella siblings excepted: they are
+  # apps): their sources are edited alongside the project's.
+  defp path_deps(apps) do
+    roots = MapSet.new(apps, & &1.root)
+    paths = Mix.Project.deps_paths()
+
+    for {app, Mix.SCM.Path} <- Enum.sort(Mix.Project.deps_scms()),
+        root = Path.expand(paths[app]),
+        not MapSet.member?(roots, root),
+        layout = dep_layout(app, root),
+        do: layout
+  rescue
+    # A dependency that cannot be loaded is Mix's error to report on compile.
+    _ -> []
+  end
+
+  defp dep_layout(app, root) do
+    Mix.Project.in_project(app, root, fn _ -> app_layout(root, Mix.Project.config()) end)
+  rescue
+    _ -> nil
   end
 
   defp app_layout(root, config) do

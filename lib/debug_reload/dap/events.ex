@@ -20,7 +20,7 @@ defmodule DebugReload.DAP.Events do
       the stopped threads
   """
   @spec for_report(Report.t(), keyword()) :: [map()]
-  def for_report(%Report{status: status}, _opts) when status in [:noop, :dry_run, :error], do: []
+  def for_report(%Report{status: status}, _opts) when status in [:noop, :dry_run, :error, :deferred], do: []
 
   def for_report(%Report{} = report, opts) do
     loaded_sources(report) ++

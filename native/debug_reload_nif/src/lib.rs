@@ -5,5 +5,6 @@ mod breakpoints;
 mod changes;
 mod graph;
 mod json;
+mod watcher;
 
 rustler::init!("Elixir.DebugReload.Native");

@@ -1,0 +1,162 @@
+defmodule DebugReload.Cluster do
+  @moduledoc """
+  Native loads on this node and on every connected node running the code.
+
+  Each node loads its modules atomically (`:code.atomic_load/1` there,
+  `:code.prepare_loading/1` + `:code.finish_loading/1` here, so either every
+  module of the batch loads or none). Across nodes the batch commits
+  node by node; if one node fails or goes away, the nodes already loaded
+  get their old beams back. Every remote call is bounded by
+  `:node_timeout`, so a node that hangs or disconnects cannot hang the
+  reload.
+
+  The interpreter needs nothing from here: `:int.ni/1` already loads its
+  stubs on every connected node, and breakpoints live in the one
+  interpreter server the cluster shares.
+  """
+
+  @typedoc "A module's previous beam, `:absent` if it did not exist, `:unknown` if it was not kept."
+  @type old_code :: {String.t(), binary()} | :absent | :unknown
+
+  @doc "The remote nodes a reload applies to: option `:nodes`, else every visible connected node."
+  @spec nodes(keyword()) :: [node()]
+  def nodes(opts) do
+    case Keyword.get(opts, :nodes, :connected) do
+      :connected -> Node.list()
+      nodes when is_list(nodes) -> Enum.reject(nodes, &(&1 == node()))
+    end
+  end
+
+  @doc """
+  Loads `infos` here and on `nodes` (where each module is loaded already,
+  or is new). Returns warnings, or an error after restoring every node that
+  had loaded.
+  """
+  @spec load([DebugReload.Beam.info()], [node()], timeout(), MapSet.t(module())) ::
+          {:ok, [String.t()]} | {:error, String.t()}
+  def load(infos, nodes, timeout, new_modules \\ MapSet.new()) do
+    modules = for info <- infos, do: {info.module, String.to_charlist(info.path), info.binary}
+
+    case load_local(modules) do
+      :ok -> load_remote(modules, nodes, timeout, new_modules)
+      {:error, message} -> {:error, message}
+    end
+  end
+
+  defp load_local(modules) do
+    {hooked, plain} = Enum.split_with(modules, &on_load?/1)
+
+    with :ok <- prepare_and_finish(plain),
+         :ok <- load_each(hooked) do
+      :ok
+    end
+  end
+
+  defp prepare_and_finish([]), do: :ok
+
+  defp prepare_and_finish(modules) do
+    with {:ok, prepared} <- :code.prepare_loading(modules),
+         :ok <- :code.finish_loading(prepared) do
+      :ok
+    else
+      {:error, failures} -> {:error, "native load failed here, nothing loaded: #{inspect(failures)}"}
+    end
+  end
+
+  # @on_load modules cannot be prepared; each loads (and runs its hook) alone.
+  defp load_each(modules) do
+    Enum.reduce_while(modules, :ok, fn {module, path, binary}, :ok ->
+      case :code.load_binary(module, path, binary) do
+        {:module, ^module} -> {:cont, :ok}
+        {:error, reason} -> {:halt, {:error, "#{inspect(module)} failed to load: #{inspect(reason)}"}}
+      end
+    end)
+  end
+
+  defp on_load?({_module, _path, binary}) do
+    match?({:native, _}, DebugReload.Guards.interpretable(binary)) and has_on_load?(binary)
+  end
+
+  defp has_on_load?(binary) do
+    case DebugReload.ExecutableLines.abstract_code(binary) do
+      {:ok, forms} -> Enum.any?(forms, &match?({:attribute, _, :on_load, _}, &1))
+      _ -> false
+    end
+  end
+
+  # Nodes that loaded before a failure are restored by the caller's undo
+  # log, which knows the old beams.
+  defp load_remote(_modules, [], _timeout, _new), do: {:ok, []}
+
+  defp load_remote(modules, [node | rest], timeout, new) do
+    case load_on(node, modules, timeout, new) do
+      result when result in [:ok, :skip] -> load_remote(modules, rest, timeout, new)
+      {:error, message} -> {:error, "node #{node}: #{message}"}
+    end
+  end
+
+  # Only modules the node runs (or new ones) are loaded there; a node that
+  # never loaded a module picks up nothing from us.
+  defp load_on(node, modules, timeout, new) do
+    loaded = :erpc.call(node, :code, :all_loaded, [], timeout) |> Map.new()
+
+    relevant =
+      for {module, _path, _bin} = m <- modules,
+          Map.has_key?(loaded, module) or MapSet.member?(new, module),
+          do: m
+
+    with [_ | _] <- relevant,
+         _ <- Enum.each(relevant, &:erpc.call(node, :code, :soft_purge, [elem(&1, 0)], timeout)),
+         :ok <- :erpc.call(node, :code, :atomic_load, [relevant], timeout) do
+      :ok
+    else
+      [] -> :skip
+      {:error, failures} -> {:error, "load failed: #{inspect(failures)}"}
+    end
+  catch
+    :error, {:erpc, :noconnection} -> {:error, "disconnected during the reload"}
+    :error, {:erpc, :timeout} -> {:error, "did not answer within #{timeout} ms"}
+    kind, reason -> {:error, Exception.format_banner(kind, reason)}
+  end
+
+  @doc """
+  Puts `old` back here and on `nodes`. Returns what could not be restored.
+  """
+  @spec restore(module(), old_code(), [node()]) :: [String.t()]
+  def restore(module, :unknown, _nodes),
+    do: ["#{inspect(module)}: its previous beam was not kept, so it keeps the new code"]
+
+  def restore(module, old, nodes) do
+    {reachable, gone} = Enum.split_with(nodes, &(&1 in Node.list()))
+    local = restore_on(node(), module, old, 5_000)
+    remote = Enum.flat_map(reachable, &restore_on(&1, module, old, 5_000))
+    local ++ remote ++ Enum.map(gone, &"#{inspect(module)} on #{&1}: node unreachable, not restored")
+  end
+
+  defp restore_on(node, module, :absent, timeout) do
+    call(node, :code, :purge, [module], timeout)
+    call(node, :code, :delete, [module], timeout)
+    call(node, :code, :purge, [module], timeout)
+    []
+  rescue
+    _ -> ["#{inspect(module)} on #{node}: could not unload it"]
+  end
+
+  defp restore_on(node, module, {path, binary}, timeout) do
+    if call(node, :code, :is_loaded, [module], timeout) == false and node != node() do
+      []
+    else
+      call(node, :code, :soft_purge, [module], timeout)
+
+      case call(node, :code, :load_binary, [module, String.to_charlist(path), binary], timeout) do
+        {:module, ^module} -> []
+        other -> ["#{inspect(module)} on #{node}: the old beam did not load back (#{inspect(other)})"]
+      end
+    end
+  catch
+    kind, reason -> ["#{inspect(module)} on #{node}: #{Exception.format_banner(kind, reason)}"]
+  end
+
+  defp call(node, m, f, a, _timeout) when node == node(), do: apply(m, f, a)
+  defp call(node, m, f, a, timeout), do: :erpc.call(node, m, f, a, timeout)
+end

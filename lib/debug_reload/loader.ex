@@ -1,0 +1,584 @@
+defmodule DebugReload.Loader do
+  @moduledoc """
+  Applies the compiled result of one reload to the running system, all or
+  nothing.
+
+  The steps run in order, each recording how to undo what it did:
+
+    1. suspend the processes to migrate (`:migrate`) with `:sys.suspend/1`;
+    2. wait for processes running changed native modules to leave them
+       (`:on_busy`);
+    3. load native modules, here and on every connected node running them
+       (`DebugReload.Cluster`);
+    4. re-interpret interpreted modules (`DebugReload.Interpreter.swap/5`);
+    5. run `:sys.change_code/5` in the processes to migrate;
+    6. unload the modules whose sources were deleted;
+    7. move the breakpoints.
+
+  If a step fails, the undo log runs backwards: old beams are loaded again
+  (they are kept in memory until the reload commits), old code is
+  re-interpreted with the breakpoints it had, migrated processes get their
+  old state back, and every suspended process is resumed. The report then
+  says what failed and that nothing changed.
+  """
+
+  require Logger
+
+  alias DebugReload.{Beam, Breakpoints, Cluster, ExecutableLines, Guards, Interpreter, Migration, Patterns}
+
+  defstruct entries: [], processes: [], warnings: [], planned: [], migrations: [], state: nil
+
+  # The undo log lives in the process dictionary, not in the struct: a step
+  # that raises half-way must not lose the undo entries of what it did.
+  @undo_log {__MODULE__, :undo_log}
+
+  @type outcome :: %{
+          entries: [DebugReload.Report.module_entry()],
+          processes: [DebugReload.Report.process_entry()],
+          warnings: [String.t()],
+          planned: [Breakpoints.planned()]
+        }
+
+  @typedoc """
+  What to apply: the changed beams (`loads`), beams whose source is gone
+  (`removed`), renamed modules (`new => old`) and the old binaries of the
+  modules being replaced (`module => {path, binary}`).
+  """
+  @type batch :: %{
+          loads: [Beam.info()],
+          removed: [%{module: module(), path: String.t(), source: String.t() | nil}],
+          renames: %{module() => module()},
+          old_binaries: %{module() => {String.t(), binary()}}
+        }
+
+  @steps [:suspend, :await_idle, :load_native, :interpret, :migrate, :unload, :breakpoints]
+
+  @doc "Steps a test can make fail with the `:inject_fault` option."
+  def steps, do: @steps
+
+  @doc """
+  Applies `batch`. Returns `{:ok, outcome, state}`, or `{:error, message,
+  outcome, state}` with everything as it was before (the outcome then lists
+  what was rolled back).
+
+  Options: `:on_busy`, `:busy_timeout`, `:migrate`, `:migrate_extra`,
+  `:nodes`, `:node_timeout` and, for tests, `:inject_fault` (a step name,
+  or `{:interpret, module}`).
+  """
+  @spec apply(batch(), struct(), keyword()) ::
+          {:ok, outcome(), struct()} | {:error, String.t(), outcome(), struct()}
+  def apply(batch, state, opts) do
+    tx = %__MODULE__{state: state}
+    Process.put(@undo_log, [])
+    {to_interpret, to_native, guard_warnings} = split(batch, state)
+    tx = %{tx | warnings: guard_warnings}
+
+    result =
+      Enum.reduce_while(
+        [
+          &suspend_migrations(&1, batch, opts),
+          &await_native_idle(&1, to_native, opts),
+          &load_native(&1, to_native, batch, opts),
+          &interpret_all(&1, to_interpret, batch, opts),
+          &run_migrations(&1, opts),
+          &unload_removed(&1, batch, opts),
+          &move_breakpoints(&1, opts)
+        ],
+        {:ok, tx},
+        fn step, {:ok, tx} ->
+          case safely(step, tx) do
+            {:ok, tx} -> {:cont, {:ok, tx}}
+            {:error, message, tx} -> {:halt, {:error, message, tx}}
+          end
+        end
+      )
+
+    try do
+      finish(result, batch, state)
+    after
+      Process.delete(@undo_log)
+    end
+  end
+
+  defp finish(result, batch, state) do
+    case result do
+      {:ok, tx} ->
+        resume_migrations(tx)
+        {:ok, outcome(tx), tx.state}
+
+      {:error, message, tx} ->
+        restore_failures = undo(tx) ++ Migration.restore_states(tx.migrations)
+        resume_migrations(tx)
+        # Everything was undone, so the manager's own view goes back too.
+        {:error, message, rolled_back_outcome(tx, batch, restore_failures), state}
+    end
+  end
+
+  # A raise anywhere in a step (a bug, an injected fault, a node going
+  # away) must still roll back what earlier steps did.
+  defp safely(step, tx) do
+    step.(tx)
+  rescue
+    e -> {:error, Exception.message(e), tx}
+  catch
+    kind, reason -> {:error, Exception.format_banner(kind, reason), tx}
+  end
+
+  defp fault!(opts, step) do
+    if Keyword.get(opts, :inject_fault) == step, do: raise("injected fault at step #{inspect(step)}")
+    :ok
+  end
+
+  # -- which modules go where --------------------------------------------
+
+  defp split(batch, state) do
+    interpreted = MapSet.new(Interpreter.interpreted())
+
+    Enum.reduce(batch.loads, {[], [], []}, fn info, {interp, native, warnings} ->
+      wants_interpreter? =
+        MapSet.member?(interpreted, info.module) or Map.has_key?(batch.renames, info.module) or
+          Map.has_key?(state.tombstones, info.module) or
+          (new_module?(info, state) and Patterns.match?(state.patterns, info.module))
+
+      case wants_interpreter? && Guards.interpretable(info.binary) do
+        false ->
+          {interp, [info | native], warnings}
+
+        :ok ->
+          {[info | interp], native, warnings}
+
+        {:native, why} ->
+          {interp, [info | native], ["#{inspect(info.module)} #{why}; reloaded natively" | warnings]}
+      end
+    end)
+    |> then(fn {i, n, w} -> {Enum.reverse(i), Enum.reverse(n), Enum.reverse(w)} end)
+  end
+
+  defp new_module?(info, state), do: not Map.has_key?(state.beams, info.path)
+
+  # -- 1. migrations: suspend --------------------------------------------
+
+  defp suspend_migrations(tx, batch, opts) do
+    modules = MapSet.new(batch.loads, & &1.module)
+    fault!(opts, :suspend)
+
+    case Migration.suspend(Keyword.get(opts, :migrate, []), modules) do
+      {:ok, migrations, warnings} -> {:ok, %{tx | migrations: migrations, warnings: tx.warnings ++ warnings}}
+      {:error, message} -> {:error, message, tx}
+    end
+  end
+
+  defp resume_migrations(tx), do: Migration.resume(tx.migrations)
+
+  # -- 2. processes inside changed native modules ------------------------
+
+  defp await_native_idle(tx, to_native, opts) do
+    fault!(opts, :await_idle)
+    suspended = MapSet.new(tx.migrations, & &1.pid)
+    modules = for info <- to_native, :code.is_loaded(info.module) != false, do: info.module
+    timeout = Keyword.get(opts, :busy_timeout, 2_000)
+
+    case Guards.await_native_idle(modules, suspended, timeout) do
+      :ok ->
+        {:ok, tx}
+
+      {:busy, busy} ->
+        describe = Guards.describe_busy(busy)
+
+        case Keyword.get(opts, :on_busy, :wait) do
+          :proceed ->
+            {:ok,
+             %{
+               tx
+               | warnings: tx.warnings ++ ["reloaded while busy: #{describe}; they finish on the old code"]
+             }}
+
+          :cancel ->
+            {:error, "reload cancelled (on_busy: :cancel): #{describe}", tx}
+
+          :wait ->
+            {:error, {:deferred, "reload deferred until they leave: #{describe}"}, tx}
+        end
+    end
+  end
+
+  # -- 3. native loads ----------------------------------------------------
+
+  defp load_native(tx, [], _batch, opts) do
+    fault!(opts, :load_native)
+    {:ok, tx}
+  end
+
+  defp load_native(tx, to_native, batch, opts) do
+    {loaded, unloaded} = Enum.split_with(to_native, &(:code.is_loaded(&1.module) != false))
+    new = Enum.filter(unloaded, &new_module?(&1, tx.state))
+
+    on_disk =
+      for info <- unloaded, not new_module?(info, tx.state) do
+        entry(info, :on_disk, "not loaded yet; the next call loads the new beam")
+      end
+
+    case Enum.reject(loaded, &:code.soft_purge(&1.module)) do
+      [] ->
+        install_native(%{tx | entries: tx.entries ++ on_disk}, loaded ++ new, batch, opts)
+
+      held ->
+        holders = Enum.map(held, &{&1.module, Guards.old_code_holders(&1.module)})
+        {:error, "old code of #{Guards.describe_holders(holders)} is still running; nothing was purged", tx}
+    end
+  end
+
+  defp install_native(tx, infos, batch, opts) do
+    interpreted_before = for info <- infos, Interpreter.interpreted?(info.module), do: info.module
+
+    # A module that stops being interpretable leaves the interpreter first.
+    tx =
+      Enum.reduce(interpreted_before, tx, fn module, tx ->
+        breaks = Interpreter.breakpoints(module)
+        :ok = Interpreter.uninterpret(module)
+        record_undo({:reinterpret, module, Map.get(tx.state.interpreted, module), breaks})
+        tx
+      end)
+
+    nodes = Cluster.nodes(opts)
+
+    Enum.each(infos, &record_undo({:native, &1.module, old_code(&1, batch, tx.state), nodes}))
+
+    fault!(opts, :load_native)
+
+    new = for info <- infos, new_module?(info, tx.state), into: MapSet.new(), do: info.module
+
+    case Cluster.load(infos, nodes, Keyword.get(opts, :node_timeout, 5_000), new) do
+      {:ok, warnings} ->
+        entries =
+          Enum.map(infos, fn info ->
+            cond do
+              new_module?(info, tx.state) ->
+                entry(info, :loaded, "new module")
+
+              info.module in interpreted_before ->
+                entry(info, :reloaded, "no longer interpretable; loaded natively")
+
+              true ->
+                entry(info, :reloaded, "beam changed")
+            end
+          end)
+
+        {:ok,
+         %{tx | entries: tx.entries ++ entries, warnings: tx.warnings ++ warnings ++ fun_warnings(infos)}}
+
+      {:error, message} ->
+        {:error, message, tx}
+    end
+  end
+
+  defp old_code(info, batch, state) do
+    cond do
+      new_module?(info, state) -> :absent
+      old = Map.get(batch.old_binaries, info.module) -> old
+      entry = Map.get(state.interpreted, info.module) -> {entry.path, entry.binary}
+      true -> :unknown
+    end
+  end
+
+  # Processes still running the replaced code, or holding funs it made:
+  # they keep working, but the next reload of the module purges that code
+  # (a held fun then raises :badfun), so they are named now.
+  defp fun_warnings(infos) do
+    for info <- infos,
+        holders = Enum.uniq(Guards.old_code_holders(info.module) ++ Guards.fun_holders(info.module)),
+        holders != [],
+        do:
+          "#{inspect(info.module)}: #{Guards.describe_pids(holders)} still run code or hold funs of the old version; " <>
+            "they keep working until #{inspect(info.module)} is reloaded again"
+  end
+
+  # -- 4. re-interpretation -----------------------------------------------
+
+  defp interpret_all(tx, to_interpret, batch, opts) do
+    Enum.reduce_while(to_interpret, {:ok, tx}, fn info, {:ok, tx} ->
+      case interpret(tx, info, batch, opts) do
+        {:ok, tx} -> {:cont, {:ok, tx}}
+        {:error, message, tx} -> {:halt, {:error, message, tx}}
+      end
+    end)
+    |> tap(fn _ -> fault!(opts, :interpret) end)
+  end
+
+  defp interpret(tx, info, batch, opts) do
+    state = tx.state
+    was_interpreted? = Interpreter.interpreted?(info.module)
+    renamed_from = Map.get(batch.renames, info.module)
+    previous = renamed_from || info.module
+    old = Map.get(state.interpreted, previous)
+    tombstone = Map.get(state.tombstones, info.module)
+    breaks = tombstone || Interpreter.breakpoints(previous)
+    origin = if(tombstone, do: {:restored, info.module}, else: renamed_from && {:renamed, renamed_from})
+
+    if Keyword.get(opts, :inject_fault) == {:interpret, info.module},
+      do: raise("injected fault while interpreting #{inspect(info.module)}")
+
+    result =
+      if was_interpreted? do
+        Interpreter.swap(info.module, info.source, info.path, info.binary,
+          busy_timeout: Keyword.get(opts, :busy_timeout, 2_000),
+          on_busy: Keyword.get(opts, :on_busy, :wait),
+          rollback: old && {old.path, old.binary}
+        )
+      else
+        with :ok <- Interpreter.load(info.module, info.source, info.path, info.binary),
+             do: {:ok, %{mode: :new, pending: []}}
+      end
+
+    case result do
+      {:ok, swap} ->
+        undo =
+          if was_interpreted?,
+            do: {:reinterpret, info.module, old, Interpreter.breakpoints(info.module)},
+            else: {:uninterpret, info.module, old_code(info, batch, state)}
+
+        record_undo(undo)
+        new_entry = interpreted_entry(info)
+        new_text = read_text(info.source)
+
+        edit = %{
+          old_text: old && Map.get(state.texts, old.source),
+          new_text: new_text,
+          old_statements: (old && old.statements) || [],
+          new_statements: new_entry.statements
+        }
+
+        state =
+          state
+          |> put_in([Access.key(:interpreted), info.module], new_entry)
+          |> put_in([Access.key(:texts), info.source], new_text)
+          |> Map.update!(:tombstones, &Map.delete(&1, info.module))
+          |> add_pending(swap.pending, info.module)
+
+        reason =
+          cond do
+            was_interpreted? -> "beam changed (#{swap.mode} swap)"
+            tombstone -> "its file came back; interpreted again as before its deletion"
+            renamed_from -> "renamed from #{inspect(renamed_from)}"
+            true -> "new module matching the interpret patterns"
+          end
+
+        action = if was_interpreted?, do: :reinterpreted, else: :interpreted
+        moved = Breakpoints.plan(info.module, info.source, edit, breaks, origin)
+
+        {:ok,
+         %{
+           tx
+           | state: state,
+             entries: tx.entries ++ [entry(info, action, reason)],
+             processes: tx.processes ++ process_entries(swap.pending, info.module),
+             planned: tx.planned ++ moved
+         }}
+
+      {:error, {:busy, pids}} ->
+        describe = Guards.describe_pids(pids)
+
+        if Keyword.get(opts, :on_busy, :wait) == :cancel,
+          do:
+            {:error, "reload cancelled (on_busy: :cancel): #{describe} running in #{inspect(info.module)}",
+             tx},
+          else: {:error, {:deferred, "reload deferred: #{describe} running in #{inspect(info.module)}"}, tx}
+
+      {:error, message} ->
+        {:error, "#{inspect(info.module)}: #{message}", tx}
+    end
+  end
+
+  @doc "What the manager remembers about an interpreted module."
+  @spec interpreted_entry(Beam.info()) :: map()
+  def interpreted_entry(info) do
+    statements =
+      case ExecutableLines.statements(info.binary) do
+        {:ok, statements} -> statements
+        {:error, _} -> []
+      end
+
+    %{source: info.source, binary: info.binary, path: info.path, statements: statements}
+  end
+
+  defp add_pending(state, [], _module), do: state
+
+  defp add_pending(state, pending, module) do
+    if Process.whereis(:dbg_iserver), do: :int.subscribe()
+
+    Enum.reduce(pending, state, fn {pid, _}, state ->
+      update_in(state.pending, &Map.update(&1, pid, [module], fn mods -> Enum.uniq([module | mods]) end))
+    end)
+  end
+
+  defp process_entries(pending, module) do
+    for {pid, reason} <- pending do
+      %{pid: pid, module: module, status: :paused_on_old_code, detail: pending_detail(reason, module)}
+    end
+  end
+
+  defp pending_detail(:in_use, module),
+    do:
+      "#{inspect(module)} is on its interpreted stack; it finishes that call on the old code, then runs the new code"
+
+  defp pending_detail(_busy, module),
+    do: "kept running #{inspect(module)} past the busy timeout; it moves to the new code when it next returns"
+
+  # -- 5. migrations: code_change -------------------------------------------
+
+  defp run_migrations(tx, opts) do
+    fault!(opts, :migrate)
+
+    case Migration.change_code(tx.migrations, Keyword.get(opts, :migrate_extra, [])) do
+      {:ok, migrations, entries} ->
+        {:ok, %{tx | migrations: migrations, processes: tx.processes ++ entries}}
+
+      {:error, message, migrations, entries} ->
+        {:error, message, %{tx | migrations: migrations, processes: tx.processes ++ entries}}
+    end
+  end
+
+  # -- 6. deleted modules ---------------------------------------------------
+
+  defp unload_removed(tx, batch, opts) do
+    fault!(opts, :unload)
+
+    Enum.reduce(batch.removed, {:ok, tx}, fn %{module: module} = info, {:ok, tx} ->
+      was_interpreted? = Interpreter.interpreted?(module)
+      breaks = if was_interpreted?, do: Interpreter.breakpoints(module), else: []
+      old = Map.get(tx.state.interpreted, module)
+
+      state =
+        if was_interpreted?,
+          do: Map.update!(tx.state, :tombstones, &Map.put(&1, module, breaks)),
+          else: tx.state
+
+      in_use =
+        (was_interpreted? and Interpreter.uninterpret(module) == {:error, :in_use}) or
+          (:code.is_loaded(module) != false and not purge_deleted(module))
+
+      undo =
+        {:restore_deleted, module, was_interpreted? && old, breaks,
+         Map.get(batch.old_binaries, module, :unknown)}
+
+      record_undo(undo)
+      tx = %{tx | state: state}
+
+      if in_use do
+        {:ok,
+         %{
+           tx
+           | entries: tx.entries ++ [entry(info, :deleted, "source deleted; still in use, so not purged")],
+             warnings: tx.warnings ++ ["#{inspect(module)} was deleted but is still in use; it stays loaded"]
+         }}
+      else
+        {:ok, %{tx | entries: tx.entries ++ [entry(info, :deleted, "source deleted; purged")]}}
+      end
+    end)
+  end
+
+  defp purge_deleted(module) do
+    :code.soft_purge(module) and (:code.delete(module) or true) and :code.soft_purge(module)
+  end
+
+  # -- 7. breakpoints ---------------------------------------------------------
+
+  defp move_breakpoints(tx, opts) do
+    modules = tx.planned |> Enum.flat_map(&[&1.module, &1.from_module]) |> Enum.uniq()
+    before = for module <- modules, do: {module, Interpreter.breakpoints(module)}
+    record_undo({:breakpoints, before})
+    fault!(opts, :breakpoints)
+    Breakpoints.apply_plan(tx.planned)
+    {:ok, tx}
+  end
+
+  # -- rollback ---------------------------------------------------------------
+
+  defp record_undo(action), do: Process.put(@undo_log, [action | Process.get(@undo_log, [])])
+
+  # Runs the undo log newest first. Returns what could not be restored.
+  defp undo(tx) do
+    Enum.flat_map(Process.get(@undo_log, []), fn action ->
+      try do
+        undo_action(action, tx)
+      rescue
+        e -> ["could not undo #{inspect(elem(action, 0))}: #{Exception.message(e)}"]
+      end
+    end)
+  end
+
+  defp undo_action({:breakpoints, before}, _tx) do
+    Enum.each(before, fn {module, breaks} ->
+      Enum.each(Interpreter.breakpoints(module), fn {line, _} ->
+        Interpreter.delete_breakpoint(module, line)
+      end)
+
+      Enum.each(breaks, fn {line, options} -> Interpreter.set_breakpoint(module, line, options) end)
+    end)
+
+    []
+  end
+
+  defp undo_action({:native, module, old, nodes}, _tx), do: Cluster.restore(module, old, nodes)
+
+  defp undo_action({:reinterpret, module, nil, _breaks}, _tx),
+    do: ["#{inspect(module)}: no earlier interpreted code to restore"]
+
+  defp undo_action({:reinterpret, module, old, breaks}, _tx) do
+    case Interpreter.reinterpret_old(module, old.source, old.path, old.binary, breaks) do
+      :ok -> []
+      {:error, message} -> ["#{inspect(module)}: #{message}"]
+    end
+  end
+
+  defp undo_action({:uninterpret, module, old}, _tx) do
+    _ = Interpreter.uninterpret(module)
+    Cluster.restore(module, old, [])
+  end
+
+  defp undo_action({:restore_deleted, module, old_interpreted, breaks, old_binary}, _tx) do
+    if old_interpreted do
+      undo_action({:reinterpret, module, old_interpreted, breaks}, nil)
+    else
+      Cluster.restore(module, old_binary, [])
+    end
+  end
+
+  defp outcome(tx),
+    do: %{entries: tx.entries, processes: tx.processes, warnings: tx.warnings, planned: tx.planned}
+
+  defp rolled_back_outcome(tx, batch, restore_failures) do
+    entries =
+      for info <- batch.loads,
+          do: entry(info, :rolled_back, "the reload failed; the code that ran before is back")
+
+    %{
+      entries: entries,
+      processes: Enum.filter(tx.processes, &(&1.status in [:migration_failed])),
+      warnings: tx.warnings ++ restore_failures,
+      planned: []
+    }
+  end
+
+  defp entry(info, action, reason),
+    do: %{module: info.module, source: info[:source], action: action, reason: reason}
+
+  defp read_text(nil), do: nil
+
+  defp read_text(path) do
+    case File.read(path) do
+      {:ok, bytes} -> utf8(bytes)
+      _ -> nil
+    end
+  end
+
+  @doc "Source bytes as UTF-8 (Erlang sources may be Latin-1), or nil."
+  @spec utf8(binary()) :: String.t() | nil
+  def utf8(bytes) do
+    cond do
+      String.valid?(bytes) -> bytes
+      is_binary(text = :unicode.characters_to_binary(bytes, :latin1)) -> text
+      true -> nil
+    end
+  end
+end

@@ -1,0 +1,146 @@
+defmodule DebugReload.Watcher do
+  @moduledoc """
+  Watches source directories and sends their changes, in batches, to an
+  owner process.
+
+  The watching runs in the NIF: `notify` and its debouncer on a tokio
+  runtime that the library starts on first use and shares between
+  watchers. A batch closes once no file event has arrived for the
+  debounce window, so an editor's atomic save (write a temporary file,
+  rename it over the source), several quick writes, a formatter run right
+  after a save, or a `git checkout` touching many files each arrive as one
+  batch. Every touched path is then digested, and only files whose
+  content differs from the digest last seen are reported: a `touch`, or a
+  save of unchanged content, sends nothing.
+
+  Only source files count (see `extensions/0`) below the given roots,
+  outside `_build`, `deps` and `.git`. Directories created later, and
+  roots that do not exist yet, are picked up as they appear.
+
+  Each batch arrives as
+
+      {:debug_reload_watch, ref, %{changed: [path], added: [path], removed: [path]}}
+
+  with absolute paths, `ref` being the watcher's `ref`. The watcher stops
+  on `stop/1`, when its owner exits, or when it is garbage collected; it
+  then holds no thread and no file descriptor. Its log events (start,
+  stop, errors such as the OS watch limit) go to `Logger`, never to
+  stdout, through `DebugReload.Watcher.LogForwarder`.
+  """
+
+  alias DebugReload.{Native, Project}
+  alias DebugReload.Watcher.LogForwarder
+
+  @enforce_keys [:ref, :resource, :roots, :debounce]
+  defstruct [:ref, :resource, :roots, :debounce]
+
+  @type t :: %__MODULE__{
+          ref: reference(),
+          resource: reference(),
+          roots: [String.t()],
+          debounce: pos_integer()
+        }
+  @type batch :: %{changed: [String.t()], added: [String.t()], removed: [String.t()]}
+
+  @default_debounce 100
+  @extensions [".ex", ".exs", ".erl", ".hrl"]
+
+  @doc "File name endings a watcher reports."
+  @spec extensions() :: [String.t()]
+  def extensions, do: @extensions
+
+  @doc "The debounce window used when none is given, in ms."
+  @spec default_debounce() :: pos_integer()
+  def default_debounce, do: @default_debounce
+
+  @doc "The directories to watch for `project`: its apps' and its path dependencies' sources."
+  @spec roots(Project.t()) :: [String.t()]
+  def roots(%Project{} = project), do: Project.watch_dirs(project)
+
+  @doc """
+  Starts watching `roots` (absolute directories; they need not exist yet).
+
+  Options:
+
+    * `:debounce` - the window in ms (default #{@default_debounce})
+    * `:owner` - the process batches go to (default: the caller); the
+      watcher stops when it exits
+    * `:baseline` - `%{path => digest}` (as `DebugReload.Native.scan_sources/2`
+      gives) of the sources the running code came from; the first batch
+      then reports what differs from it, so edits made before the watch
+      started are not lost
+  """
+  @spec start([String.t()], keyword()) :: {:ok, t()} | {:error, String.t()}
+  def start(roots, opts \\ []) do
+    debounce = Keyword.get(opts, :debounce, @default_debounce)
+    owner = Keyword.get(opts, :owner, self())
+    baseline = Keyword.get(opts, :baseline)
+
+    with :ok <- validate(roots, debounce, baseline) do
+      # Without a forwarder the watcher still works, silently.
+      _ = LogForwarder.ensure_started()
+      ref = make_ref()
+      roots = Enum.map(roots, &Path.expand/1)
+
+      case Native.watch_start(owner, ref, roots, @extensions, debounce, baseline) do
+        {:ok, resource} -> {:ok, %__MODULE__{ref: ref, resource: resource, roots: roots, debounce: debounce}}
+        {:error, reason} -> {:error, reason}
+      end
+    end
+  end
+
+  defp validate(roots, debounce, baseline) do
+    cond do
+      not is_list(roots) or roots == [] or not Enum.all?(roots, &is_binary/1) ->
+        {:error, "roots must be a non-empty list of directory paths, got: #{inspect(roots)}"}
+
+      not is_integer(debounce) or debounce < 1 ->
+        {:error, "debounce must be a positive number of milliseconds, got: #{inspect(debounce)}"}
+
+      not (is_nil(baseline) or is_map(baseline)) ->
+        {:error, "baseline must be a map of path => digest, got: #{inspect(baseline)}"}
+
+      true ->
+        :ok
+    end
+  end
+
+  @doc "Stops the watcher and waits until its thread and OS watch are gone."
+  @spec stop(t()) :: :ok | {:error, :timeout}
+  def stop(%__MODULE__{resource: resource}), do: Native.watch_stop(resource)
+
+  @doc """
+  Splits `batch` into the project's sources (a list of paths) and its path
+  dependencies' sources (a batch), which the running session cannot take
+  (see `dependency_restart_reason/2`). Other files, such as an `.exs`
+  script under `lib/`, are in neither.
+  """
+  @spec classify(batch(), Project.t()) :: %{project: [String.t()], dependencies: batch()}
+  def classify(batch, %Project{} = project) do
+    dep_dirs = Enum.flat_map(project.path_deps, & &1.source_dirs)
+    dependency? = &(not Project.source?(project, &1) and dependency_source?(&1, dep_dirs))
+
+    %{
+      project:
+        Enum.sort(Enum.filter(batch.changed ++ batch.added ++ batch.removed, &Project.source?(project, &1))),
+      dependencies: Map.new(batch, fn {kind, paths} -> {kind, Enum.filter(paths, dependency?)} end)
+    }
+  end
+
+  @doc "Why an edit to a path dependency's sources needs a restart."
+  @spec dependency_restart_reason(batch(), String.t()) :: String.t()
+  def dependency_restart_reason(files, root) do
+    names =
+      (files.changed ++ files.added ++ files.removed)
+      |> Enum.sort()
+      |> Enum.map_join(", ", &Path.relative_to(&1, root))
+
+    "restart needed: #{names} changed; it belongs to a path dependency, whose code the running " <>
+      "session loaded at start and does not reload (undo it to keep reloading, or restart the debug session)"
+  end
+
+  defp dependency_source?(path, dirs) do
+    String.ends_with?(path, Project.source_extensions()) and
+      Enum.any?(dirs, &String.starts_with?(path, &1 <> "/"))
+  end
+end

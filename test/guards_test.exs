@@ -1,0 +1,256 @@
+defmodule DebugReload.GuardsTest do
+  # Safe reload windows (on_busy) and the guards from the design documents,
+  # on real projects and real processes.
+  use ExUnit.Case, async: false
+
+  alias DebugReload.Test.Project
+
+  setup do
+    n = System.unique_integer([:positive])
+    ns = "Guard#{n}"
+    busy = Module.concat([ns, "Busy"])
+    interpreted = Module.concat([ns, "Interp"])
+    proto = Module.concat([ns, "Shape"])
+    circle = Module.concat([ns, "Circle"])
+    square = Module.concat([ns, "Square"])
+    funs = Module.concat([ns, "Funs"])
+
+    files = %{
+      "lib/busy.ex" => busy_source(busy, 1),
+      "lib/interp.ex" => value_source(interpreted, 1, ""),
+      "lib/shape.ex" => shape_source(proto, circle, nil),
+      "lib/funs.ex" => value_source(funs, 1, "  def make, do: fn -> value() end\n")
+    }
+
+    project = Project.create(files)
+    Project.interpret([interpreted])
+    for m <- [busy, funs], do: {:module, ^m} = Code.ensure_loaded(m)
+
+    name = :"guards_#{n}"
+    on_exit(fn -> Project.cleanup(project, [busy, interpreted, proto, circle, square, funs]) end)
+
+    %{
+      project: project,
+      name: name,
+      busy: busy,
+      interpreted: interpreted,
+      proto: proto,
+      circle: circle,
+      square: square,
+      funs: funs
+    }
+  end
+
+  defp start_manager(ctx, opts \\ []) do
+    opts = [project: ctx.project.root, name: ctx.name, mix_env: "dev"] ++ opts
+    start_supervised!({DebugReload, opts}, id: ctx.name)
+    DebugReload.pending(ctx.name)
+  end
+
+  defp value_source(mod, value, extra) do
+    """
+    defmodule #{inspect(mod)} do
+    #{extra}  def value do
+        x = #{value}
+        x
+      end
+    end
+    """
+  end
+
+  # `hold/1` waits inside the module (natively) until told to go.
+  defp busy_source(mod, value) do
+    """
+    defmodule #{inspect(mod)} do
+      def value, do: #{value}
+
+      def hold(parent) do
+        send(parent, {:holding, self()})
+        receive do
+          :go -> value()
+        end
+      end
+    end
+    """
+  end
+
+  defp shape_source(proto, circle, square) do
+    """
+    defprotocol #{inspect(proto)} do
+      def sides(shape)
+    end
+
+    defmodule #{inspect(circle)} do
+      defstruct []
+    end
+
+    defimpl #{inspect(proto)}, for: #{inspect(circle)} do
+      def sides(_), do: 0
+    end
+    """ <>
+      if square do
+        """
+
+        defmodule #{inspect(square)} do
+          defstruct []
+        end
+
+        defimpl #{inspect(proto)}, for: #{inspect(square)} do
+          def sides(_), do: 4
+        end
+        """
+      else
+        ""
+      end
+  end
+
+  defp holding(ctx) do
+    test = self()
+    pid = spawn(fn -> ctx.busy.hold(test) end)
+    assert_receive {:holding, ^pid}
+    on_exit(fn -> Process.exit(pid, :kill) end)
+    pid
+  end
+
+  describe "on_busy" do
+    test ":cancel gives the reload up and leaves the running process alone", ctx do
+      start_manager(ctx, busy_timeout: 100)
+      pid = holding(ctx)
+      Project.write(ctx.project, "lib/busy.ex", busy_source(ctx.busy, 2))
+
+      assert {:error, report} = DebugReload.reload(server: ctx.name, on_busy: :cancel)
+      assert report.error =~ "cancelled"
+      assert report.error =~ inspect(pid)
+      assert ctx.busy.value() == 1
+      assert Process.alive?(pid)
+    end
+
+    test ":proceed reloads with a warning; the busy process finishes on the old code", ctx do
+      start_manager(ctx, busy_timeout: 100, on_busy: :proceed)
+      pid = holding(ctx)
+      ref = Process.monitor(pid)
+      Project.write(ctx.project, "lib/busy.ex", busy_source(ctx.busy, 2))
+
+      assert {:ok, report} = DebugReload.reload(server: ctx.name)
+      assert Enum.any?(report.warnings, &(&1 =~ "reloaded while busy" and &1 =~ inspect(pid)))
+      assert ctx.busy.value() == 2
+      send(pid, :go)
+      assert_receive {:DOWN, ^ref, :process, ^pid, :normal}
+    end
+
+    test ":wait defers the reload and applies it once the process leaves", ctx do
+      start_manager(ctx, busy_timeout: 100)
+      DebugReload.subscribe(ctx.name)
+      pid = holding(ctx)
+      Project.write(ctx.project, "lib/busy.ex", busy_source(ctx.busy, 2))
+
+      assert {:error, report} = DebugReload.reload(server: ctx.name)
+      assert report.status == :deferred
+      assert report.error =~ inspect(pid)
+      assert ctx.busy.value() == 1
+
+      send(pid, :go)
+      assert_receive {:debug_reload, %{status: :ok} = later}, 10_000
+      assert Enum.any?(later.modules, &(&1.module == ctx.busy and &1.action == :reloaded))
+      assert ctx.busy.value() == 2
+    end
+  end
+
+  test "an interpreted module that gains @on_load is reloaded natively with a warning", ctx do
+    start_manager(ctx)
+    :ok = :int.break(ctx.interpreted, 3)
+    on_load = "  @on_load :ready\n  def ready, do: :ok\n"
+    Project.write(ctx.project, "lib/interp.ex", value_source(ctx.interpreted, 2, on_load))
+
+    assert {:ok, report} = DebugReload.reload(server: ctx.name)
+
+    assert [%{action: :reloaded, reason: reason}] =
+             Enum.filter(report.modules, &(&1.module == ctx.interpreted))
+
+    assert reason =~ "no longer interpretable"
+    assert Enum.any?(report.warnings, &(&1 =~ "@on_load"))
+    refute ctx.interpreted in :int.interpreted()
+    assert ctx.interpreted.value() == 2
+  end
+
+  test "a new module without debug_info matching the patterns is loaded natively with a warning", ctx do
+    start_manager(ctx, interpret: ["#{inspect(ctx.interpreted)}*"])
+    plain = Module.concat(ctx.interpreted, Plain)
+    source = value_source(plain, 7, "  @compile {:debug_info, false}\n")
+    Project.write(ctx.project, "lib/plain.ex", source)
+
+    assert {:ok, report} = DebugReload.reload(server: ctx.name)
+    assert [%{action: :loaded}] = Enum.filter(report.modules, &(&1.module == plain))
+    assert Enum.any?(report.warnings, &(&1 =~ "no debug_info"))
+    refute plain in :int.interpreted()
+    assert plain.value() == 7
+    :code.purge(plain) && :code.delete(plain)
+  end
+
+  for {file, edit} <- [
+        {"mix.exs", :append},
+        {"config/config.exs", :create},
+        {"mix.lock", :create}
+      ] do
+    test "a change to #{file} is rejected as restart needed, then undone", ctx do
+      start_manager(ctx)
+      path = Project.path(ctx.project, unquote(file))
+      before = File.read(path)
+      Project.write(ctx.project, "lib/interp.ex", value_source(ctx.interpreted, 2, ""))
+
+      case unquote(edit) do
+        :append -> File.write!(path, "\n# edited\n", [:append])
+        :create -> Project.write(ctx.project, unquote(file), "import Config\n")
+      end
+
+      assert {:error, report} = DebugReload.reload(server: ctx.name)
+      assert report.error =~ "restart needed"
+      assert report.error =~ unquote(file)
+      assert ctx.interpreted.value() == 1
+
+      case before do
+        {:ok, text} -> File.write!(path, text)
+        {:error, :enoent} -> File.rm!(path)
+      end
+
+      assert {:ok, _} = DebugReload.reload(server: ctx.name)
+      assert Task.await(Task.async(fn -> ctx.interpreted.value() end)) == 2
+    end
+  end
+
+  test "a new implementation of a consolidated protocol dispatches after the reload", ctx do
+    consolidated = Path.join(ctx.project.root, "_build/dev/lib/#{ctx.project.app}/consolidated")
+    # A VM started by `mix run` has the consolidated protocols first in its path.
+    Code.prepend_path(consolidated)
+    on_exit(fn -> Code.delete_path(consolidated) end)
+    :code.purge(ctx.proto) && :code.delete(ctx.proto)
+    {:module, _} = Code.ensure_loaded(ctx.proto)
+    assert Protocol.consolidated?(ctx.proto)
+    start_manager(ctx)
+
+    Project.write(ctx.project, "lib/shape.ex", shape_source(ctx.proto, ctx.circle, ctx.square))
+    assert {:ok, report} = DebugReload.reload(server: ctx.name)
+    assert Enum.any?(report.modules, &(&1.module == ctx.proto and &1.source =~ "shape.ex"))
+    assert Protocol.consolidated?(ctx.proto)
+    assert ctx.proto.sides(struct(ctx.square)) == 4
+    assert ctx.proto.sides(struct(ctx.circle)) == 0
+  end
+
+  test "processes holding funs of the replaced code are named as warnings", ctx do
+    start_manager(ctx)
+    fun = ctx.funs.make()
+    holder = spawn(fn -> receive do: (:stop -> fun.()) end)
+    on_exit(fn -> Process.exit(holder, :kill) end)
+
+    Project.write(
+      ctx.project,
+      "lib/funs.ex",
+      value_source(ctx.funs, 2, "  def make, do: fn -> value() end\n")
+    )
+
+    assert {:ok, report} = DebugReload.reload(server: ctx.name)
+    assert Enum.any?(report.warnings, &(&1 =~ "hold funs of the old version" and &1 =~ inspect(holder)))
+    assert ctx.funs.value() == 2
+    assert Process.alive?(holder)
+  end
+end
