@@ -453,11 +453,14 @@ impl<'a> Explainer<'a> {
         }
     }
 
-    /// `target` was stale in `pass`: recompiled in it, or stale at runtime.
+    /// `target` was stale in `pass`: stale at runtime first (a recorded
+    /// stale cause is always older than a recompilation in the same pass),
+    /// or recompiled in it. Following the older cause keeps chains acyclic.
     fn stale_target(&self, run: &Run, target: Id, pass: u32) -> Cursor {
+        if run.stale.contains_key(&(target, pass)) {
+            return Cursor::StaleIn(target, pass);
+        }
         match run.recompiled.get(&target) {
-            Some(&(_, p)) if p == pass => Cursor::Recompiled(target),
-            _ if run.stale.contains_key(&(target, pass)) => Cursor::StaleIn(target, pass),
             Some(_) => Cursor::Recompiled(target),
             None => Cursor::Reached(target),
         }

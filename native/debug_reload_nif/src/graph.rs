@@ -5,11 +5,15 @@
 use debug_reload_core::explain::{Relation, Step, Subject};
 use debug_reload_core::graph::{Delta, ReloadGraph, Stats};
 use debug_reload_core::manifest::{App, Manifest, Module, Source, SourceKind};
-use debug_reload_core::plan::{self, Action, Certainty, Outcome, Plan, PlanRequest, PlannedFile, PlannedModule};
+use debug_reload_core::plan::{
+    self, Action, Certainty, Outcome, Plan, PlanRequest, PlannedFile, PlannedModule,
+};
 use debug_reload_core::synthetic;
 use debug_reload_io::text::read_text;
 use rustler::types::atom::Atom;
-use rustler::{Binary, Decoder, Encoder, Env, Error, NifMap, NifResult, OwnedBinary, ResourceArc, Term};
+use rustler::{
+    Binary, Decoder, Encoder, Env, Error, NifMap, NifResult, OwnedBinary, ResourceArc, Term,
+};
 use serde::Serialize;
 use std::sync::Mutex;
 
@@ -23,10 +27,11 @@ impl rustler::Resource for PlanGraph {}
 impl PlanGraph {
     fn with<T>(&self, f: impl FnOnce(&mut ReloadGraph) -> T) -> NifResult<T> {
         // A panic during an update may have left the graph half-changed.
-        let mut graph = self
-            .graph
-            .lock()
-            .map_err(|_| Error::RaiseTerm(Box::new("the plan graph is inconsistent after a failed update; rebuild it")))?;
+        let mut graph = self.graph.lock().map_err(|_| {
+            Error::RaiseTerm(Box::new(
+                "the plan graph is inconsistent after a failed update; rebuild it",
+            ))
+        })?;
         Ok(f(&mut graph))
     }
 }
@@ -209,7 +214,11 @@ impl ManifestTerm<'_> {
                 })
                 .collect(),
             sources: sources(self.sources)?,
-            modules: self.modules.into_iter().map(ModuleTerm::into_module).collect(),
+            modules: self
+                .modules
+                .into_iter()
+                .map(ModuleTerm::into_module)
+                .collect(),
         })
     }
 }
@@ -219,7 +228,11 @@ impl RequestTerm {
         let request = PlanRequest {
             changed: self.changed,
             removed: self.removed,
-            stale_modules: self.stale_modules.into_iter().map(|(m, why)| (m.0, why)).collect(),
+            stale_modules: self
+                .stale_modules
+                .into_iter()
+                .map(|(m, why)| (m.0, why))
+                .collect(),
             recompile_modules: names(self.recompile_modules),
             config_changed: self.config_changed,
         };
@@ -387,7 +400,11 @@ fn plan_graph_build(manifest: ManifestTerm) -> NifResult<ResourceArc<PlanGraph>>
 fn plan_graph_update(graph: ResourceArc<PlanGraph>, delta: DeltaTerm) -> NifResult<StatsTerm> {
     let delta = Delta {
         sources: sources(delta.sources)?,
-        modules: delta.modules.into_iter().map(ModuleTerm::into_module).collect(),
+        modules: delta
+            .modules
+            .into_iter()
+            .map(ModuleTerm::into_module)
+            .collect(),
         removed_sources: delta.removed_sources,
         removed_modules: names(delta.removed_modules),
     };
@@ -444,7 +461,8 @@ impl Encoder for Bytes {
 
 impl<'a> Decoder<'a> for Bytes {
     fn decode(term: Term<'a>) -> NifResult<Self> {
-        term.decode::<Binary>().map(|b| Bytes(b.as_slice().to_vec()))
+        term.decode::<Binary>()
+            .map(|b| Bytes(b.as_slice().to_vec()))
     }
 }
 
