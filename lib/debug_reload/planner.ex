@@ -173,6 +173,74 @@ defmodule DebugReload.Planner do
     }
   end
 
+  @doc """
+  The plan as JSON-ready maps: camelCase string keys, atoms as strings.
+  The same structure as `format: :json`, which the DAP body embeds.
+  """
+  @spec to_map(plan()) :: map()
+  def to_map(plan) do
+    %{
+      "resolved" => plan.resolved,
+      "files" => Enum.map(plan.files, &file_map/1),
+      "modules" => Enum.map(plan.modules, &module_map/1),
+      "unknown" => Enum.map(plan.unknown, &%{"path" => &1.path, "reason" => &1.reason}),
+      "warnings" => plan.warnings
+    }
+  end
+
+  @doc "Entries for `DebugReload.Report`'s `:modules`, one per planned module or new file."
+  @spec report_entries(plan()) :: [DebugReload.Report.module_entry()]
+  def report_entries(plan) do
+    known = MapSet.new(plan.modules, & &1.path)
+
+    for(m <- plan.modules, do: %{module: m.module, source: m.path, action: :planned, reason: m.explanation}) ++
+      for %{path: path} = f <- plan.files,
+          not MapSet.member?(known, path),
+          f.why |> List.last() |> Map.get(:relation) == :added,
+          do: %{module: nil, source: path, action: :planned, reason: f.explanation}
+  end
+
+  defp file_map(f) do
+    %{
+      "path" => f.path,
+      "app" => string(f.app),
+      "kind" => string(f.kind),
+      "certainty" => string(f.certainty),
+      "conditions" => f.conditions,
+      "why" => Enum.map(f.why, &step_map/1),
+      "explanation" => f.explanation
+    }
+  end
+
+  defp module_map(m) do
+    %{
+      "module" => string(m.module),
+      "name" => m.name,
+      "path" => m.path,
+      "app" => string(m.app),
+      "action" => string(m.action),
+      "certainty" => string(m.certainty),
+      "conditions" => m.conditions,
+      "why" => Enum.map(m.why, &step_map/1),
+      "explanation" => m.explanation
+    }
+  end
+
+  defp step_map(step) do
+    %{
+      "subject" => step.subject,
+      "subjectKind" => string(step.subject_kind),
+      "relation" => string(step.relation),
+      "detail" => step.detail,
+      "path" => step.path,
+      "line" => step.line
+    }
+  end
+
+  defp string(nil), do: nil
+  defp string(atom) when is_atom(atom), do: Atom.to_string(atom)
+  defp string(text) when is_binary(text), do: text
+
   # -- request ----------------------------------------------------------------
 
   defp request(planner, changes, opts) do
@@ -266,7 +334,7 @@ defmodule DebugReload.Planner do
   end
 
   defp format(plan, :term), do: plan
-  defp format(plan, :json), do: Native.encode_json(plan)
+  defp format(plan, :json), do: plan |> to_map() |> Native.encode_json()
 
   defp kind(path) do
     case Path.extname(path) do

@@ -55,6 +55,7 @@ pub enum Relation {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Step {
     /// A module as written in code, or a path relative to the project root.
     pub subject: String,

@@ -88,6 +88,7 @@ pub enum Action {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PlannedFile {
     pub path: String,
     pub app: String,
@@ -99,6 +100,7 @@ pub struct PlannedFile {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PlannedModule {
     /// The atom's text: `Elixir.MyApp.Web`.
     pub module: String,
@@ -114,12 +116,14 @@ pub struct PlannedModule {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UnknownPath {
     pub path: String,
     pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Plan {
     /// True once the exports of the compile answered the conditions.
     pub resolved: bool,
