@@ -41,7 +41,8 @@ defmodule DebugReload.CompileWorker.Remote do
     end
   end
 
-  defp layout(root, env) do
+  @doc "The layout of the current Mix project (also for `mix debug_reload.plan`)."
+  def layout(root, env) do
     config = Mix.Project.config()
 
     apps =
