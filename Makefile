@@ -8,7 +8,7 @@ export LC_ALL ?= C.UTF-8
 export ELIXIR_ERL_OPTIONS ?= +fnu
 MIX := mix
 
-.PHONY: deps build demo test test-rust test-elixir dap-check bench lint format
+.PHONY: deps build demo test test-rust test-elixir dap-check bench bench-plan lint format
 
 # The JSON-schema validator the DAP tests run.
 dap-check:
@@ -33,8 +33,14 @@ test-elixir: dap-check
 	MIX_ENV=test $(MIX) test
 
 # Benchmarks (not part of make test). Results go to docs/benchmarks.md.
-bench: deps
+bench: deps bench-plan
 	cargo bench --locked -p debug_reload_core --bench remap
+
+# The reload plan: criterion (graph build, plan) and the NIF side by side
+# with the same algorithm in Elixir over :digraph.
+bench-plan: deps
+	cargo bench --locked -p debug_reload_core --bench graph
+	MIX_ENV=dev $(MIX) run --no-start bench/plan.exs
 
 lint:
 	cargo fmt --all -- --check

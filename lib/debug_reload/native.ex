@@ -145,6 +145,15 @@ defmodule DebugReload.Native do
           DebugReload.Planner.plan() | binary()
   def plan_graph_plan(_graph, _request, _outcome, _format), do: not_loaded()
 
+  @doc """
+  `plan_graph_plan/4` before a compile, on a normal scheduler, when the
+  plan surely takes microseconds (and `:locate` is false); `:dirty` when it
+  may not, and the caller uses `plan_graph_plan/4`.
+  """
+  @spec plan_graph_try_plan(reference(), map(), :term | :json) ::
+          DebugReload.Planner.plan() | binary() | :dirty
+  def plan_graph_try_plan(_graph, _request, _format), do: not_loaded()
+
   @doc "The benchmarks' synthetic manifest: `modules` modules, `edges` references."
   @spec plan_graph_synthetic(pos_integer(), pos_integer(), non_neg_integer()) :: DebugReload.Manifest.t()
   def plan_graph_synthetic(_modules, _edges, _seed), do: not_loaded()

@@ -91,12 +91,19 @@ defmodule DebugReload.Planner do
     do: planner |> fallback(changes) |> format(Keyword.get(opts, :format, :term))
 
   def plan(%__MODULE__{} = planner, changes, opts) do
-    Native.plan_graph_plan(
-      planner.graph,
-      request(planner, changes, opts),
-      nil,
-      Keyword.get(opts, :format, :term)
-    )
+    plan_graph(planner.graph, request(planner, changes, opts), Keyword.get(opts, :format, :term))
+  end
+
+  @doc """
+  Plans `request` on `graph`: on the calling scheduler when the NIF can
+  tell the plan is small, else on a dirty scheduler.
+  """
+  @spec plan_graph(reference(), map(), :term | :json) :: plan() | binary()
+  def plan_graph(graph, request, format) do
+    case Native.plan_graph_try_plan(graph, request, format) do
+      :dirty -> Native.plan_graph_plan(graph, request, nil, format)
+      plan -> plan
+    end
   end
 
   @doc """

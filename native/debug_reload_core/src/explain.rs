@@ -54,6 +54,65 @@ pub enum Relation {
     Truncated,
 }
 
+impl Subject {
+    /// The serialized name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subject::Module => "module",
+            Subject::File => "file",
+        }
+    }
+}
+
+impl Relation {
+    /// The serialized name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Relation::Changed => "changed",
+            Relation::Added => "added",
+            Relation::Deleted => "deleted",
+            Relation::Stale => "stale",
+            Relation::RecompileCallback => "recompile_callback",
+            Relation::ConfigChanged => "config_changed",
+            Relation::SameFile => "same_file",
+            Relation::Defines => "defines",
+            Relation::CompileTime => "compile_time",
+            Relation::Export => "export",
+            Relation::Runtime => "runtime",
+            Relation::ExportsChanged => "exports_changed",
+            Relation::ExportsMayChange => "exports_may_change",
+            Relation::Vanished => "vanished",
+            Relation::Includes => "includes",
+            Relation::ExternalResource => "external_resource",
+            Relation::ErlangRecompiled => "erlang_recompiled",
+            Relation::Dependency => "dependency",
+            Relation::Truncated => "truncated",
+        }
+    }
+
+    pub const ALL: [Relation; 19] = [
+        Relation::Changed,
+        Relation::Added,
+        Relation::Deleted,
+        Relation::Stale,
+        Relation::RecompileCallback,
+        Relation::ConfigChanged,
+        Relation::SameFile,
+        Relation::Defines,
+        Relation::CompileTime,
+        Relation::Export,
+        Relation::Runtime,
+        Relation::ExportsChanged,
+        Relation::ExportsMayChange,
+        Relation::Vanished,
+        Relation::Includes,
+        Relation::ExternalResource,
+        Relation::ErlangRecompiled,
+        Relation::Dependency,
+        Relation::Truncated,
+    ];
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
@@ -79,55 +138,77 @@ pub fn conditions(steps: &[Step]) -> Vec<String> {
 
 /// One line: each step, joined with ` ← `.
 pub fn render(steps: &[Step]) -> String {
-    steps
-        .iter()
-        .map(render_step)
-        .collect::<Vec<_>>()
-        .join(" ← ")
+    let mut line = String::with_capacity(steps.len() * 64);
+    for (i, step) in steps.iter().enumerate() {
+        if i > 0 {
+            line.push_str(" ← ");
+        }
+        render_step(step, &mut line);
+    }
+    line
 }
 
-fn render_step(step: &Step) -> String {
-    let s = match step.subject_kind {
-        Subject::Module => format!("`{}`", step.subject),
-        Subject::File => step.subject.clone(),
+fn render_step(step: &Step, out: &mut String) {
+    use std::fmt::Write;
+    let subject = |out: &mut String| match step.subject_kind {
+        Subject::Module => {
+            out.push('`');
+            out.push_str(&step.subject);
+            out.push('`');
+        }
+        Subject::File => out.push_str(&step.subject),
     };
-    let file = step.path.as_deref().map(short_path).unwrap_or_default();
+    let file = step.path.as_deref().map(short_path).unwrap_or("");
     let detail = step.detail.as_deref().unwrap_or("");
-    let at = match (step.detail.as_deref(), step.line) {
-        (Some(d), Some(line)) => format!("`{d}` at {file}:{line}"),
-        (Some(d), None) => format!("`{d}` in {file}"),
-        (None, _) => format!("in {file}"),
-    };
     let module = step.subject_kind == Subject::Module;
-    match step.relation {
-        Relation::Changed if module => format!("{s} changed ({file})"),
-        Relation::Changed => format!("{s} changed"),
-        Relation::Added if module => format!("{s} is new ({file})"),
-        Relation::Added => format!("{s} is new"),
-        Relation::Deleted if module => format!("{s} was deleted ({file})"),
-        Relation::Deleted => format!("{s} was deleted"),
-        Relation::Stale => format!("{s} is stale ({detail})"),
-        Relation::RecompileCallback => format!("{s}: __mix_recompile__?/0 returned true"),
-        Relation::ConfigChanged => format!("{s} reads compile-time configuration, which changed"),
-        Relation::SameFile => format!("{s} ← same file ({file})"),
-        Relation::Defines => s,
-        Relation::CompileTime => format!("{s} ← compile-time ({at})"),
-        Relation::Export => format!("{s} ← export ({at})"),
-        Relation::Runtime => format!("{s} ← runtime ({at})"),
-        Relation::ExportsChanged => format!("exports of {s} changed"),
-        Relation::ExportsMayChange => format!("if the exports of {s} change"),
-        Relation::Vanished => format!("{s} is no longer defined"),
-        Relation::Includes => format!("{s} ← includes {detail}"),
-        Relation::ExternalResource => format!("{s} ← external resource {detail}"),
-        Relation::ErlangRecompiled => format!("{s} ← an Erlang source of its app was recompiled"),
-        Relation::Dependency => format!("{s} ← stale in dependency {detail}"),
-        Relation::Truncated => "…".to_string(),
-    }
+    // A reference: "`S` ← compile-time (`use X` at lib/s.ex:2)".
+    let reference = |out: &mut String, kind: &str| {
+        subject(out);
+        let _ = match (step.detail.as_deref(), step.line) {
+            (Some(d), Some(line)) => write!(out, " ← {kind} (`{d}` at {file}:{line})"),
+            (Some(d), None) => write!(out, " ← {kind} (`{d}` in {file})"),
+            (None, _) => write!(out, " ← {kind} (in {file})"),
+        };
+    };
+    let _ = match step.relation {
+        Relation::CompileTime => return reference(out, "compile-time"),
+        Relation::Export => return reference(out, "export"),
+        Relation::Runtime => return reference(out, "runtime"),
+        Relation::ExportsChanged => write!(out, "exports of `{}` changed", step.subject),
+        Relation::ExportsMayChange => write!(out, "if the exports of `{}` change", step.subject),
+        Relation::Truncated => write!(out, "…"),
+        relation => {
+            subject(out);
+            match relation {
+                Relation::Changed if module => write!(out, " changed ({file})"),
+                Relation::Changed => write!(out, " changed"),
+                Relation::Added if module => write!(out, " is new ({file})"),
+                Relation::Added => write!(out, " is new"),
+                Relation::Deleted if module => write!(out, " was deleted ({file})"),
+                Relation::Deleted => write!(out, " was deleted"),
+                Relation::Stale => write!(out, " is stale ({detail})"),
+                Relation::RecompileCallback => write!(out, ": __mix_recompile__?/0 returned true"),
+                Relation::ConfigChanged => {
+                    write!(out, " reads compile-time configuration, which changed")
+                }
+                Relation::SameFile => write!(out, " ← same file ({file})"),
+                Relation::Vanished => write!(out, " is no longer defined"),
+                Relation::Includes => write!(out, " ← includes {detail}"),
+                Relation::ExternalResource => write!(out, " ← external resource {detail}"),
+                Relation::ErlangRecompiled => {
+                    write!(out, " ← an Erlang source of its app was recompiled")
+                }
+                Relation::Dependency => write!(out, " ← stale in dependency {detail}"),
+                // Defines: the file alone, the next step says why.
+                _ => Ok(()),
+            }
+        }
+    };
 }
 
 /// Step paths are already relative to the project root.
-fn short_path(path: &str) -> String {
-    path.trim_start_matches("./").to_string()
+fn short_path(path: &str) -> &str {
+    path.strip_prefix("./").unwrap_or(path)
 }
 
 pub(crate) fn relative(graph: &ReloadGraph, path: &str) -> String {
@@ -617,6 +698,16 @@ fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_the_serialized_names() {
+        for relation in Relation::ALL {
+            assert_eq!(serde_json::to_value(relation).unwrap(), relation.as_str());
+        }
+        for subject in [Subject::Module, Subject::File] {
+            assert_eq!(serde_json::to_value(subject).unwrap(), subject.as_str());
+        }
+    }
 
     #[test]
     fn finds_the_use_line_for_a_compile_reference() {

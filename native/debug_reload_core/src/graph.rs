@@ -38,6 +38,9 @@ pub struct FileNode {
     pub app: AppId,
     pub kind: SourceKind,
     pub compile_env: Vec<String>,
+    /// The modules it defines, mirroring its outgoing `Defines` edges: the
+    /// hot path of planning asks this of every referring file.
+    modules: Vec<Id>,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +106,10 @@ pub struct ReloadGraph {
     /// runtime references. Staleness of any other module changes nothing,
     /// so planning never walks into it.
     relevant: Vec<bool>,
+    /// Per module: how many edges planning a change of it walks when it is
+    /// not compile-connected (its referrers, and those of the modules that
+    /// import it); `u32::MAX` when a change of it may walk much further.
+    change_cost: Vec<u32>,
 }
 
 impl ReloadGraph {
@@ -118,6 +125,7 @@ impl ReloadGraph {
             files: FxHashMap::default(),
             modules: FxHashMap::default(),
             relevant: Vec::new(),
+            change_cost: Vec::new(),
         };
         graph.set_apps(&manifest.apps);
         for module in &manifest.modules {
@@ -252,7 +260,7 @@ impl ReloadGraph {
     }
 
     pub(crate) fn defined_modules(&self, file: Id) -> impl Iterator<Item = Id> + '_ {
-        self.targets(file, Edge::Defines)
+        self.file_node(file).modules.iter().copied()
     }
 
     pub(crate) fn defining_files(&self, module: Id) -> impl Iterator<Item = Id> + '_ {
@@ -351,6 +359,7 @@ impl ReloadGraph {
             app,
             kind,
             compile_env: Vec::new(),
+            modules: Vec::new(),
         }));
         self.files.insert(path.to_string(), id);
         id
@@ -382,6 +391,9 @@ impl ReloadGraph {
             if let Node::Module(node) = &mut self.graph[module] {
                 node.app.get_or_insert(app);
                 node.files.push(file);
+            }
+            if let Node::File(node) = &mut self.graph[file] {
+                node.modules.push(module);
             }
             self.graph.add_edge(file, module, Edge::Defines);
         }
@@ -416,6 +428,9 @@ impl ReloadGraph {
         for (edge, target, kind) in edges {
             if let (Edge::Defines, Node::Module(module)) = (kind, &mut self.graph[target]) {
                 module.files.retain(|&f| f != node);
+            }
+            if let (Edge::Defines, Node::File(file)) = (kind, &mut self.graph[node]) {
+                file.modules.retain(|&m| m != target);
             }
             self.graph.remove_edge(edge);
         }
@@ -471,6 +486,40 @@ impl ReloadGraph {
             }
         }
         self.relevant = relevant;
+        self.compute_change_costs();
+    }
+
+    fn compute_change_costs(&mut self) {
+        let mut in_degree = vec![0u32; self.graph.node_bound()];
+        for edge in self.graph.edge_references() {
+            in_degree[edge.target().index()] += 1;
+        }
+        let mut cost = vec![u32::MAX; self.graph.node_bound()];
+        for &module in self.modules.values() {
+            if self.is_relevant(module) {
+                continue;
+            }
+            let mut total: u64 = 0;
+            for (referrer, edge) in self.referrers(module) {
+                total += 1;
+                if edge == Edge::Export {
+                    for importer in self.defined_modules(referrer) {
+                        total += if self.is_relevant(importer) {
+                            u64::from(u32::MAX)
+                        } else {
+                            u64::from(in_degree[importer.index()])
+                        };
+                    }
+                }
+            }
+            cost[module.index()] = total.min(u64::from(u32::MAX)) as u32;
+        }
+        self.change_cost = cost;
+    }
+
+    /// See `change_cost`.
+    pub(crate) fn change_cost(&self, module: Id) -> u32 {
+        self.change_cost.get(module.index()).copied().unwrap_or(u32::MAX)
     }
 }
 

@@ -21,6 +21,31 @@ pub enum SourceKind {
     Resource,
 }
 
+impl SourceKind {
+    /// The serialized name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Elixir => "elixir",
+            SourceKind::Erlang => "erlang",
+            SourceKind::Header => "header",
+            SourceKind::Script => "script",
+            SourceKind::Resource => "resource",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            SourceKind::Elixir,
+            SourceKind::Erlang,
+            SourceKind::Header,
+            SourceKind::Script,
+            SourceKind::Resource,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+    }
+}
+
 /// One app of the project: the project itself, an umbrella child or a path
 /// dependency. `deps` names the apps of the same graph it depends on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +130,15 @@ pub fn display_module(atom: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_round_trip_through_their_serialized_names() {
+        for kind in ["elixir", "erlang", "header", "script", "resource"] {
+            let parsed = SourceKind::from_name(kind).unwrap();
+            assert_eq!(serde_json::to_value(parsed).unwrap(), kind);
+        }
+        assert_eq!(SourceKind::from_name("cobol"), None);
+    }
 
     #[test]
     fn module_names_display_as_written_in_code() {

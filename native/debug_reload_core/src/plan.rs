@@ -87,6 +87,29 @@ pub enum Action {
     Delete,
 }
 
+impl Certainty {
+    /// The serialized name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Certainty::Definite => "definite",
+            Certainty::Conditional => "conditional",
+        }
+    }
+}
+
+impl Action {
+    /// The serialized name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Recompile => "recompile",
+            Action::Reload => "reload",
+            Action::Unchanged => "unchanged",
+            Action::New => "new",
+            Action::Delete => "delete",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlannedFile {
@@ -146,8 +169,15 @@ pub type SourceReader<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// The plan before compiling: definite and conditional parts.
 pub fn plan(graph: &ReloadGraph, request: &PlanRequest, read: Option<SourceReader>) -> Plan {
     let inputs = Inputs::new(graph, request);
-    let lower = simulate(graph, &inputs, &Exports::AssumeUnchanged);
     let upper = simulate(graph, &inputs, &Exports::AssumeChanged);
+    // With one app, the lower run is the upper run's first pass: export
+    // verdicts only matter from the second pass on. With several, a
+    // dependency's verdicts change what its dependents' first pass sees.
+    let lower = (graph.apps.len() > 1).then(|| simulate(graph, &inputs, &Exports::AssumeUnchanged));
+    let lower = match &lower {
+        Some(run) => Lower::Run(run),
+        None => Lower::FirstPass(&upper),
+    };
     let mut explainer = explain::Explainer::new(graph, read, &inputs.stale_reasons);
 
     let mut plan = Plan {
@@ -163,8 +193,8 @@ pub fn plan(graph: &ReloadGraph, request: &PlanRequest, read: Option<SourceReade
     }
     plan.files.extend(inputs.added_files(graph));
     for (&module, _) in upper.recompiled.iter() {
-        let definite = lower.recompiled.contains_key(&module);
-        let run = if definite { &lower } else { &upper };
+        let definite = lower.has_module(module);
+        let run = if definite { lower.run() } else { &upper };
         let why = explainer.module_chain(run, module);
         let action = if inputs.deleted_modules.contains(&module) {
             Action::Delete
@@ -176,6 +206,39 @@ pub fn plan(graph: &ReloadGraph, request: &PlanRequest, read: Option<SourceReade
     }
     sort(&mut plan);
     plan
+}
+
+/// Whether planning `request` surely stays far under a millisecond, so a
+/// caller may run it without a dirty scheduler: a few changed Elixir
+/// sources whose modules nothing uses at compile time (so no chain can
+/// start from them), nor the modules importing them, with a few thousand
+/// references to look at in all. Anything else may walk the whole graph.
+pub fn is_small(graph: &ReloadGraph, request: &PlanRequest) -> bool {
+    const EDGES: usize = 4_000;
+    if request.changed.len() > 8
+        || !request.removed.is_empty()
+        || !request.stale_modules.is_empty()
+        || !request.recompile_modules.is_empty()
+        || request.config_changed
+    {
+        return false;
+    }
+    let mut budget = EDGES as u64;
+    for path in &request.changed {
+        let Some(file) = graph.file(path) else {
+            continue; // new or unknown: no graph work
+        };
+        if graph.file_node(file).kind != SourceKind::Elixir {
+            return false;
+        }
+        for module in graph.defined_modules(file) {
+            budget = budget.saturating_sub(u64::from(graph.change_cost(module)));
+            if budget == 0 {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// The plan after compiling, with the new exports and beams: every part is
@@ -200,7 +263,14 @@ pub fn resolve(
         ..Plan::default()
     };
     for (&file, _) in run.files.iter() {
-        if let Some(entry) = planned_file(graph, &inputs, file, &run, &run, &mut explainer) {
+        if let Some(entry) = planned_file(
+            graph,
+            &inputs,
+            file,
+            &Lower::Run(&run),
+            &run,
+            &mut explainer,
+        ) {
             plan.files.push(entry);
         }
     }
@@ -246,11 +316,47 @@ pub fn resolve(
     plan
 }
 
+/// The definite part of a plan: a run assuming no export changes, or the
+/// first pass of the upper run when that is the same thing.
+enum Lower<'r> {
+    Run(&'r Run),
+    FirstPass(&'r Run),
+}
+
+impl Lower<'_> {
+    fn run(&self) -> &Run {
+        match self {
+            Lower::Run(run) | Lower::FirstPass(run) => run,
+        }
+    }
+
+    fn has_module(&self, module: Id) -> bool {
+        match self {
+            Lower::Run(run) => run.recompiled.contains_key(&module),
+            Lower::FirstPass(run) => run
+                .recompiled
+                .get(&module)
+                .is_some_and(|&(_, pass)| pass <= run.first_pass),
+        }
+    }
+
+    fn has_file(&self, file: Id) -> bool {
+        match self {
+            Lower::Run(run) => run.files.contains_key(&file),
+            Lower::FirstPass(run) => match run.files.get(&file) {
+                Some(Cause::FileOf(module)) => self.has_module(*module),
+                Some(_) => true,
+                None => false,
+            },
+        }
+    }
+}
+
 fn planned_file(
     graph: &ReloadGraph,
     inputs: &Inputs,
     file: Id,
-    lower: &Run,
+    lower: &Lower,
     upper: &Run,
     explainer: &mut explain::Explainer,
 ) -> Option<PlannedFile> {
@@ -259,8 +365,8 @@ fn planned_file(
     if !compiled || inputs.removed_files.contains(&file) {
         return None;
     }
-    let definite = lower.files.contains_key(&file);
-    let why = explainer.file_chain(if definite { lower } else { upper }, file);
+    let definite = lower.has_file(file);
+    let why = explainer.file_chain(if definite { lower.run() } else { upper }, file);
     let conditions = if definite {
         Vec::new()
     } else {
@@ -664,6 +770,8 @@ pub(crate) struct Run {
     pub(crate) export_only: FxHashSet<Id>,
     /// Modules of a dependency reached through export or runtime references.
     pub(crate) dependency_reach: FxHashMap<Id, Cause>,
+    /// The number of the first Elixir pass (0: the Erlang phase).
+    pub(crate) first_pass: u32,
 }
 
 enum Event {
@@ -679,6 +787,7 @@ struct Engine<'g> {
     pass: u32,
     pass_stale: FxHashSet<Id>,
     pass_recompiled: Vec<Id>,
+    single_app: bool,
     /// First in, first out: causes are recorded by the first event to
     /// reach a node, so chains are shortest paths back to an edit.
     events: VecDeque<Event>,
@@ -692,6 +801,7 @@ fn simulate(graph: &ReloadGraph, inputs: &Inputs, exports: &Exports) -> Run {
         pass: 0,
         pass_stale: FxHashSet::default(),
         pass_recompiled: Vec::new(),
+        single_app: graph.apps.len() <= 1,
         events: VecDeque::new(),
     };
     // Stale modules and exports each app inherits from its dependencies.
@@ -741,6 +851,9 @@ fn simulate(graph: &ReloadGraph, inputs: &Inputs, exports: &Exports) -> Run {
         }
 
         let mut recompiled = engine.pass(app, &input.elixir, &stale, &export_stale);
+        if engine.run.first_pass == 0 {
+            engine.run.first_pass = engine.pass;
+        }
         let mut all_recompiled = recompiled.clone();
         loop {
             let pending: Vec<Id> = recompiled
@@ -924,7 +1037,7 @@ impl Engine<'_> {
     }
 
     fn in_app(&self, file: Id) -> bool {
-        self.graph.file_node(file).app == self.app
+        self.single_app || self.graph.file_node(file).app == self.app
     }
 
     /// What dependents of `app` see: Mix's `stale_local_deps`. The

@@ -442,3 +442,25 @@ fn plans_do_not_depend_on_the_order_of_the_manifest() {
         );
     }
 }
+
+#[test]
+fn small_plans_are_recognized_and_large_ones_are_not() {
+    use debug_reload_core::synthetic;
+    let g = ReloadGraph::build(&synthetic::manifest(2_000, 20_000, 5));
+    let request = |i: usize| PlanRequest {
+        changed: vec![synthetic::path_of(i)],
+        ..PlanRequest::default()
+    };
+    // A macro module: most of the project recompiles.
+    assert!(!plan::is_small(&g, &request(3)));
+    assert!(plan::plan(&g, &request(3), None).files.len() > 100);
+    // Ordinary modules: small, and their plans are.
+    let small: Vec<usize> = (40..2_000)
+        .step_by(37)
+        .filter(|&i| plan::is_small(&g, &request(i)))
+        .collect();
+    assert!(small.len() > 20, "{small:?}");
+    for i in small {
+        assert!(plan::plan(&g, &request(i), None).files.len() < 50);
+    }
+}

@@ -2,19 +2,16 @@
 //! manifests (`DebugReload.Manifest`), updated after each compile, asked
 //! for plans. Everything that walks the graph runs on a dirty scheduler.
 
-use debug_reload_core::explain::{Relation, Step, Subject};
+use debug_reload_core::explain::Step;
 use debug_reload_core::graph::{Delta, ReloadGraph, Stats};
 use debug_reload_core::manifest::{App, Manifest, Module, Source, SourceKind};
-use debug_reload_core::plan::{
-    self, Action, Certainty, Outcome, Plan, PlanRequest, PlannedFile, PlannedModule,
-};
+use debug_reload_core::plan::{self, Outcome, Plan, PlanRequest, PlannedFile, PlannedModule};
 use debug_reload_core::synthetic;
 use debug_reload_io::text::read_text;
 use rustler::types::atom::Atom;
 use rustler::{
     Binary, Decoder, Encoder, Env, Error, NifMap, NifResult, OwnedBinary, ResourceArc, Term,
 };
-use serde::Serialize;
 use std::sync::Mutex;
 
 pub struct PlanGraph {
@@ -66,32 +63,27 @@ fn to_names(names: &[String]) -> Vec<Name> {
     names.iter().cloned().map(Name).collect()
 }
 
-/// A serde unit enum as an atom: `:compile_time`, `:definite`...
-struct SnakeAtom(String);
+/// An enum value as an atom: `:compile_time`, `:definite`...
+struct EnumAtom(&'static str);
 
-impl SnakeAtom {
-    fn of<T: Serialize>(value: &T) -> Self {
-        match serde_json::to_value(value) {
-            Ok(serde_json::Value::String(s)) => SnakeAtom(s),
-            _ => SnakeAtom("unknown".to_string()),
+impl Encoder for EnumAtom {
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        match Atom::from_str(env, self.0) {
+            Ok(atom) => atom.encode(env),
+            Err(_) => self.0.encode(env),
         }
     }
 }
 
-impl Encoder for SnakeAtom {
-    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
-        Name(self.0.clone()).encode(env)
+/// Plans only go out; `NifMap` wants both directions.
+impl<'a> Decoder<'a> for EnumAtom {
+    fn decode(_term: Term<'a>) -> NifResult<Self> {
+        Err(Error::BadArg)
     }
 }
 
-impl<'a> Decoder<'a> for SnakeAtom {
-    fn decode(term: Term<'a>) -> NifResult<Self> {
-        Name::decode(term).map(|n| SnakeAtom(n.0))
-    }
-}
-
-fn source_kind(atom: &SnakeAtom) -> NifResult<SourceKind> {
-    serde_json::from_value(serde_json::Value::String(atom.0.clone())).map_err(|_| Error::BadArg)
+fn source_kind(kind: &Name) -> NifResult<SourceKind> {
+    SourceKind::from_name(&kind.0).ok_or(Error::BadArg)
 }
 
 fn export_hex(export: Option<Binary>) -> Option<String> {
@@ -112,7 +104,7 @@ struct AppTerm {
 struct SourceTerm {
     path: String,
     app: Name,
-    kind: SnakeAtom,
+    kind: Name,
     modules: Vec<Name>,
     compile: Vec<Name>,
     export: Vec<Name>,
@@ -280,8 +272,8 @@ impl From<Stats> for StatsTerm {
 #[derive(NifMap)]
 struct StepTerm {
     subject: String,
-    subject_kind: SnakeAtom,
-    relation: SnakeAtom,
+    subject_kind: EnumAtom,
+    relation: EnumAtom,
     detail: Option<String>,
     path: Option<String>,
     line: Option<u32>,
@@ -291,8 +283,8 @@ struct StepTerm {
 struct PlannedFileTerm {
     path: String,
     app: Name,
-    kind: SnakeAtom,
-    certainty: SnakeAtom,
+    kind: EnumAtom,
+    certainty: EnumAtom,
     conditions: Vec<String>,
     why: Vec<StepTerm>,
     explanation: String,
@@ -304,8 +296,8 @@ struct PlannedModuleTerm {
     name: String,
     path: Option<String>,
     app: Option<Name>,
-    action: SnakeAtom,
-    certainty: SnakeAtom,
+    action: EnumAtom,
+    certainty: EnumAtom,
     conditions: Vec<String>,
     why: Vec<StepTerm>,
     explanation: String,
@@ -329,8 +321,8 @@ struct PlanTerm {
 fn steps(why: Vec<Step>) -> Vec<StepTerm> {
     why.into_iter()
         .map(|s| StepTerm {
-            subject_kind: SnakeAtom::of::<Subject>(&s.subject_kind),
-            relation: SnakeAtom::of::<Relation>(&s.relation),
+            subject_kind: EnumAtom(s.subject_kind.as_str()),
+            relation: EnumAtom(s.relation.as_str()),
             subject: s.subject,
             detail: s.detail,
             path: s.path,
@@ -360,8 +352,8 @@ impl From<Plan> for PlanTerm {
 
 fn file_term(f: PlannedFile) -> PlannedFileTerm {
     PlannedFileTerm {
-        kind: SnakeAtom::of::<SourceKind>(&f.kind),
-        certainty: SnakeAtom::of::<Certainty>(&f.certainty),
+        kind: EnumAtom(f.kind.as_str()),
+        certainty: EnumAtom(f.certainty.as_str()),
         path: f.path,
         app: Name(f.app),
         conditions: f.conditions,
@@ -372,8 +364,8 @@ fn file_term(f: PlannedFile) -> PlannedFileTerm {
 
 fn module_term(m: PlannedModule) -> PlannedModuleTerm {
     PlannedModuleTerm {
-        action: SnakeAtom::of::<Action>(&m.action),
-        certainty: SnakeAtom::of::<Certainty>(&m.certainty),
+        action: EnumAtom(m.action.as_str()),
+        certainty: EnumAtom(m.certainty.as_str()),
         module: Name(m.module),
         name: m.name,
         path: m.path,
@@ -437,7 +429,38 @@ fn plan_graph_plan<'a>(
         None => plan::plan(g, &request, read),
         Some(outcome) => plan::resolve(g, &request, outcome, read),
     })?;
+    encode_plan(env, plan, format)
+}
 
+/// The same as `plan_graph_plan` before a compile, on a normal scheduler,
+/// for plans that surely take microseconds (`plan::is_small`, and the
+/// graph not busy); otherwise `:dirty`, and the caller uses the dirty NIF.
+/// Sparing the dirty-scheduler round trip matters at this size.
+#[rustler::nif]
+fn plan_graph_try_plan<'a>(
+    env: Env<'a>,
+    graph: ResourceArc<PlanGraph>,
+    request: RequestTerm,
+    format: Atom,
+) -> NifResult<Term<'a>> {
+    let (request, locate) = request.into_request();
+    let Ok(g) = graph.graph.try_lock() else {
+        return Ok(dirty(env));
+    };
+    // Reading sources for lines is I/O: never on a normal scheduler.
+    if locate || !plan::is_small(&g, &request) {
+        return Ok(dirty(env));
+    }
+    let plan = plan::plan(&g, &request, None);
+    drop(g);
+    encode_plan(env, plan, format)
+}
+
+fn dirty(env: Env) -> Term {
+    Atom::from_str(env, "dirty").map_or_else(|_| "dirty".encode(env), |a| a.encode(env))
+}
+
+fn encode_plan<'a>(env: Env<'a>, plan: Plan, format: Atom) -> NifResult<Term<'a>> {
     match format.to_term(env).atom_to_string()?.as_str() {
         "json" => {
             let json = serde_json::to_vec(&plan).map_err(|_| Error::BadArg)?;
@@ -511,7 +534,7 @@ fn plan_graph_synthetic(modules: usize, edges: usize, seed: u64) -> ManifestOut 
             .sources
             .into_iter()
             .map(|s| SourceTerm {
-                kind: SnakeAtom::of(&s.kind),
+                kind: Name(s.kind.as_str().to_string()),
                 path: s.path,
                 app: Name(s.app),
                 modules: to_names(&s.modules),
