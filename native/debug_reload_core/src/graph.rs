@@ -519,7 +519,10 @@ impl ReloadGraph {
 
     /// See `change_cost`.
     pub(crate) fn change_cost(&self, module: Id) -> u32 {
-        self.change_cost.get(module.index()).copied().unwrap_or(u32::MAX)
+        self.change_cost
+            .get(module.index())
+            .copied()
+            .unwrap_or(u32::MAX)
     }
 }
 

@@ -63,14 +63,71 @@ fn to_names(names: &[String]) -> Vec<Name> {
     names.iter().cloned().map(Name).collect()
 }
 
-/// An enum value as an atom: `:compile_time`, `:definite`...
+mod enum_atoms {
+    rustler::atoms! {
+        module, file,
+        changed, added, deleted, stale, recompile_callback, config_changed, same_file, defines,
+        compile_time, export, runtime, exports_changed, exports_may_change, vanished, includes,
+        external_resource, erlang_recompiled, dependency, truncated,
+        definite, conditional,
+        recompile, reload, unchanged, new, delete,
+        elixir, erlang, header, script, resource,
+    }
+}
+
+/// An enum value as an atom: `:compile_time`, `:definite`... Atoms made
+/// once: a plan has several per step.
 struct EnumAtom(&'static str);
+
+impl EnumAtom {
+    fn atom(&self) -> Option<Atom> {
+        use enum_atoms::*;
+        Some(match self.0 {
+            "module" => module(),
+            "file" => file(),
+            "changed" => changed(),
+            "added" => added(),
+            "deleted" => deleted(),
+            "stale" => stale(),
+            "recompile_callback" => recompile_callback(),
+            "config_changed" => config_changed(),
+            "same_file" => same_file(),
+            "defines" => defines(),
+            "compile_time" => compile_time(),
+            "export" => export(),
+            "runtime" => runtime(),
+            "exports_changed" => exports_changed(),
+            "exports_may_change" => exports_may_change(),
+            "vanished" => vanished(),
+            "includes" => includes(),
+            "external_resource" => external_resource(),
+            "erlang_recompiled" => erlang_recompiled(),
+            "dependency" => dependency(),
+            "truncated" => truncated(),
+            "definite" => definite(),
+            "conditional" => conditional(),
+            "recompile" => recompile(),
+            "reload" => reload(),
+            "unchanged" => unchanged(),
+            "new" => new(),
+            "delete" => delete(),
+            "elixir" => elixir(),
+            "erlang" => erlang(),
+            "header" => header(),
+            "script" => script(),
+            "resource" => resource(),
+            _ => return None,
+        })
+    }
+}
 
 impl Encoder for EnumAtom {
     fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
-        match Atom::from_str(env, self.0) {
-            Ok(atom) => atom.encode(env),
-            Err(_) => self.0.encode(env),
+        match self.atom() {
+            Some(atom) => atom.encode(env),
+            None => {
+                Atom::from_str(env, self.0).map_or_else(|_| self.0.encode(env), |a| a.encode(env))
+            }
         }
     }
 }
