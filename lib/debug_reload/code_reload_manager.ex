@@ -51,6 +51,7 @@ defmodule DebugReload.CodeReloadManager do
     Loader,
     Native,
     Patterns,
+    Planner,
     Project,
     Protocols,
     Report,
@@ -101,6 +102,8 @@ defmodule DebugReload.CodeReloadManager do
     # and gets its breakpoints back
     tombstones: %{},
     subscribers: %{},
+    # the DebugReload.Planner: the dependency graph of Mix's manifests
+    planner: nil,
     # the running DebugReload.Watcher, and its options to start it after boot
     watcher: nil,
     auto: nil
@@ -162,7 +165,7 @@ defmodule DebugReload.CodeReloadManager do
   end
 
   @impl true
-  def handle_continue(:boot, state), do: {:noreply, state |> boot() |> auto_watch()}
+  def handle_continue(:boot, state), do: {:noreply, state |> boot() |> start_planner() |> auto_watch()}
 
   defp boot(state) do
     case CompileWorker.project(state.worker) do
@@ -179,6 +182,11 @@ defmodule DebugReload.CodeReloadManager do
         %{state | boot_error: reason}
     end
   end
+
+  defp start_planner(%{boot_error: nil, project: %Project{} = project} = state),
+    do: %{state | planner: Planner.new(project)}
+
+  defp start_planner(state), do: state
 
   defp auto_watch(%{auto: nil} = state), do: state
 
@@ -473,17 +481,16 @@ defmodule DebugReload.CodeReloadManager do
     do: {:error, "paths must be a list of file paths, got: #{inspect(other)}"}
 
   defp dry_run(report, changes, state) do
-    touched = changes.changed ++ changes.removed
+    plan = Planner.plan(state.planner, Map.take(changes, [:changed, :added, :removed]))
 
-    modules =
-      for {module, %{source: source}} <- state.interpreted, source in touched do
-        %{module: module, source: source, action: :planned, reason: "source changed"}
-      end ++
-        for source <- changes.added do
-          %{module: nil, source: source, action: :planned, reason: "new file"}
-        end
-
-    %{report | status: :dry_run, modules: modules, total_modules: map_size(state.beams)}
+    %{
+      report
+      | status: :dry_run,
+        modules: Planner.report_entries(plan),
+        plan: plan,
+        warnings: report.warnings ++ plan.warnings,
+        total_modules: map_size(state.beams)
+    }
   end
 
   defp compile_and_load(report, scope, current, force?, state) do
@@ -504,6 +511,25 @@ defmodule DebugReload.CodeReloadManager do
     end
   end
 
+  # The compile rewrote Mix's manifests: the plan, resolved with the new
+  # exports and the beams that changed, and the graph updated to match.
+  defp resolve_plan(report, beam_changes, state) do
+    modules = fn paths ->
+      for path <- paths,
+          Path.dirname(path) not in state.project.consolidation,
+          do: Beam.module_from_path(path)
+    end
+
+    beams = %{
+      changed: modules.(beam_changes.changed),
+      added: modules.(beam_changes.added),
+      removed: modules.(beam_changes.removed)
+    }
+
+    {plan, planner} = Planner.resolve(state.planner, report.files, beams)
+    {%{report | plan: plan, warnings: report.warnings ++ plan.warnings}, %{state | planner: planner}}
+  end
+
   defp compile_error_message(diagnostics, output) do
     case Enum.find(diagnostics, &(&1.severity == :error)) do
       %{file: file, line: line, message: message} ->
@@ -520,6 +546,7 @@ defmodule DebugReload.CodeReloadManager do
     t0 = now()
     {beams, _} = Native.scan_sources(Project.beam_dirs(state.project), [".beam"])
     beam_changes = Native.diff_snapshots(state.beams, beams, nil)
+    {report, state} = resolve_plan(report, beam_changes, state)
     sources_in_scope = if scope, do: MapSet.new(scope), else: nil
 
     {loads, skipped, errors} =

@@ -1,7 +1,7 @@
 defmodule DebugReload.Native do
   @moduledoc """
-  The Rust NIF: content digests, change sets, breakpoint remapping and
-  file watchers.
+  The Rust NIF: content digests, change sets, breakpoint remapping, file
+  watchers and the reload-plan graph.
 
   Every function returns plain terms. Bad arguments raise `ArgumentError`
   and a panic in Rust raises an `ErlangError`; neither can crash the VM.
@@ -122,6 +122,41 @@ defmodule DebugReload.Native do
   @doc "Makes `pid` the receiver of Rust log events, `{:debug_reload_log, level, target, message}`."
   @spec watch_log_forwarder(pid()) :: :ok | {:error, String.t()}
   def watch_log_forwarder(_pid), do: not_loaded()
+
+  @doc """
+  Builds the reload-plan graph from a normalized manifest (see
+  `DebugReload.Manifest`); returns a resource for the other `plan_graph_*`.
+  """
+  @spec plan_graph_build(DebugReload.Manifest.t()) :: reference()
+  def plan_graph_build(_manifest), do: not_loaded()
+
+  @doc "Replaces the delta's sources and modules, forgets removed ones; returns the counts."
+  @spec plan_graph_update(reference(), DebugReload.Manifest.delta()) :: DebugReload.Planner.stats()
+  def plan_graph_update(_graph, _delta), do: not_loaded()
+
+  @spec plan_graph_stats(reference()) :: DebugReload.Planner.stats()
+  def plan_graph_stats(_graph), do: not_loaded()
+
+  @doc """
+  Plans `request`: before the compile when `outcome` is nil, resolved with
+  the compile's outcome otherwise; as terms (`:term`) or JSON (`:json`).
+  """
+  @spec plan_graph_plan(reference(), map(), map() | nil, :term | :json) ::
+          DebugReload.Planner.plan() | binary()
+  def plan_graph_plan(_graph, _request, _outcome, _format), do: not_loaded()
+
+  @doc """
+  `plan_graph_plan/4` before a compile, on a normal scheduler, when the
+  plan surely takes microseconds (and `:locate` is false); `:dirty` when it
+  may not, and the caller uses `plan_graph_plan/4`.
+  """
+  @spec plan_graph_try_plan(reference(), map(), :term | :json) ::
+          DebugReload.Planner.plan() | binary() | :dirty
+  def plan_graph_try_plan(_graph, _request, _format), do: not_loaded()
+
+  @doc "The benchmarks' synthetic manifest: `modules` modules, `edges` references."
+  @spec plan_graph_synthetic(pos_integer(), pos_integer(), non_neg_integer()) :: DebugReload.Manifest.t()
+  def plan_graph_synthetic(_modules, _edges, _seed), do: not_loaded()
 
   defp not_loaded do
     :erlang.nif_error(

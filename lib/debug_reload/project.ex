@@ -7,10 +7,11 @@ defmodule DebugReload.Project do
   """
 
   @type app :: %{
-          app: atom(),
-          root: String.t(),
-          source_dirs: [String.t()],
-          ebin: String.t()
+          required(:app) => atom(),
+          required(:root) => String.t(),
+          required(:source_dirs) => [String.t()],
+          required(:ebin) => String.t(),
+          optional(:deps) => [atom()]
         }
   @type t :: %__MODULE__{
           root: String.t(),

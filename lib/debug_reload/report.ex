@@ -29,6 +29,9 @@ defmodule DebugReload.Report do
       `:plan_us`, `:compile_us`, `:load_us` and `:breakpoints_us`.
     * `:total_modules` - modules known to the manager, for the summary.
     * `:error` - for `:error` reports, a one-line reason.
+    * `:plan` - the reload plan (see `DebugReload.Planner`): before the
+      compile for `:dry_run` reports, resolved after it otherwise. Each
+      file and module says why it is there.
   """
 
   @type status :: :ok | :noop | :dry_run | :error | :deferred
@@ -64,7 +67,8 @@ defmodule DebugReload.Report do
           files: %{changed: [String.t()], added: [String.t()], removed: [String.t()]},
           timings: %{required(:total_us) => non_neg_integer(), optional(atom()) => non_neg_integer()},
           total_modules: non_neg_integer(),
-          error: String.t() | nil
+          error: String.t() | nil,
+          plan: DebugReload.Planner.plan() | nil
         }
 
   defstruct status: :noop,
@@ -76,7 +80,8 @@ defmodule DebugReload.Report do
             files: %{changed: [], added: [], removed: []},
             timings: %{total_us: 0},
             total_modules: 0,
-            error: nil
+            error: nil,
+            plan: nil
 
   @code_actions [:reinterpreted, :interpreted, :reloaded, :loaded]
 
@@ -92,6 +97,11 @@ defmodule DebugReload.Report do
   @spec summary(t()) :: String.t()
   def summary(%__MODULE__{status: :noop} = r),
     do: "Nothing to reload (#{r.total_modules} modules unchanged) in #{ms(r.timings.total_us)} ms"
+
+  def summary(%__MODULE__{status: :dry_run, plan: %{files: files}} = r),
+    do:
+      "Dry run: would recompile #{length(files)} #{plural(length(files), "file")} " <>
+        "and reload up to #{length(r.modules)} of #{r.total_modules} modules"
 
   def summary(%__MODULE__{status: :dry_run} = r),
     do: "Dry run: would reload #{length(r.modules)} of #{r.total_modules} modules"

@@ -41,7 +41,8 @@ defmodule DebugReload.CompileWorker.Remote do
     end
   end
 
-  defp layout(root, env) do
+  @doc "The layout of the current Mix project (also for `mix debug_reload.plan`)."
+  def layout(root, env) do
     config = Mix.Project.config()
 
     apps =
@@ -98,7 +99,9 @@ defmodule DebugReload.CompileWorker.Remote do
       app: config[:app],
       root: Path.expand(root),
       source_dirs: dirs |> Enum.map(&Path.expand(&1, root)) |> Enum.uniq(),
-      ebin: Path.expand(Mix.Project.compile_path(config))
+      ebin: Path.expand(Mix.Project.compile_path(config)),
+      # for the reload plan: which sibling apps and path deps it builds on
+      deps: for(dep <- List.wrap(config[:deps]), is_tuple(dep), do: elem(dep, 0))
     }
   end
 

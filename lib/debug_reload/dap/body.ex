@@ -23,7 +23,11 @@ defmodule DebugReload.DAP.Body do
       },
       "timings" => timings(r.timings)
     }
+    |> put_plan(r.plan)
   end
+
+  defp put_plan(body, nil), do: body
+  defp put_plan(body, plan), do: Map.put(body, "plan", DebugReload.Planner.to_map(plan))
 
   @doc "A DAP `Source` for a path."
   @spec source(String.t()) :: map()

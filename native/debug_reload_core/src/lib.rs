@@ -6,4 +6,9 @@
 
 pub mod breakpoints;
 pub mod changes;
+pub mod explain;
+pub mod graph;
+pub mod manifest;
+pub mod plan;
 pub mod structure;
+pub mod synthetic;

@@ -2,3 +2,4 @@
 //! plain data to `debug_reload_core`.
 
 pub mod scan;
+pub mod text;

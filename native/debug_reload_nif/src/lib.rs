@@ -3,6 +3,7 @@
 
 mod breakpoints;
 mod changes;
+mod graph;
 mod json;
 mod watcher;
 

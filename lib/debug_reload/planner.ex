@@ -1,0 +1,401 @@
+defmodule DebugReload.Planner do
+  @moduledoc """
+  The reload plan of a project: which files Mix will recompile for a set
+  of changed files, which modules then need reloading, and why.
+
+  A planner owns the project's dependency graph (a NIF resource built from
+  `DebugReload.Manifest`) and the manifest it was built from. Before a
+  compile, `plan/3` answers from the graph alone: a definite part, and a
+  conditional part that depends on which exports the compile changes.
+  After the compile, `resolve/4` reads the new manifests, resolves the
+  conditions with the new exports, says which recompiled modules actually
+  changed (from their beams), and updates the graph with what changed, so
+  the next plan starts from Mix's new state.
+
+  When the manifests cannot be read (an Elixir version whose format this
+  library does not know, a corrupt file) the planner still answers: the
+  changed files only, with a warning saying why.
+
+  A plan is a map:
+
+    * `:resolved` - true after the compile
+    * `:files` - files to recompile: `:path`, `:app`, `:kind`,
+      `:certainty` (`:definite` or `:conditional`), `:conditions` (modules
+      whose export change would recompile it), `:why` and `:explanation`
+    * `:modules` - modules: `:module`, `:name`, `:path`, `:app`, `:action`
+      (`:recompile` before the compile; `:reload`, `:unchanged`, `:new` or
+      `:delete` after), `:certainty`, `:conditions`, `:why`, `:explanation`
+    * `:unknown` - requested paths the project does not compile, with why
+    * `:warnings`
+
+  `:why` is the chain of steps back to an edit (`:subject`,
+  `:subject_kind`, `:relation`, `:detail`, `:path`, `:line`);
+  `:explanation` the same as one line of text.
+  """
+
+  alias DebugReload.{Manifest, Native, Project}
+
+  defstruct [:root, :layouts, :manifest, :graph, :error]
+
+  @type t :: %__MODULE__{
+          root: String.t(),
+          layouts: [Manifest.layout()],
+          manifest: Manifest.t() | nil,
+          graph: reference() | nil,
+          error: String.t() | nil
+        }
+  @type changes :: %{changed: [String.t()], added: [String.t()], removed: [String.t()]}
+  @type beams :: %{changed: [module()], added: [module()], removed: [module()]}
+  @type stats :: %{
+          apps: non_neg_integer(),
+          files: non_neg_integer(),
+          modules: non_neg_integer(),
+          edges: non_neg_integer()
+        }
+  @type plan :: %{
+          resolved: boolean(),
+          files: [map()],
+          modules: [map()],
+          unknown: [%{path: String.t(), reason: String.t()}],
+          warnings: [String.t()]
+        }
+
+  @doc "A planner for the project's apps and path dependencies."
+  @spec new(Project.t()) :: t()
+  def new(%Project{} = project), do: new(project.root, project.apps ++ project.path_deps)
+
+  @spec new(String.t(), [Manifest.layout()]) :: t()
+  def new(root, layouts) do
+    planner = %__MODULE__{root: root, layouts: layouts}
+
+    case Manifest.read(root, layouts) do
+      {:ok, manifest} -> %{planner | manifest: manifest, graph: Native.plan_graph_build(manifest)}
+      {:error, message} -> %{planner | error: message}
+    end
+  end
+
+  @spec stats(t()) :: stats() | nil
+  def stats(%__MODULE__{graph: nil}), do: nil
+  def stats(%__MODULE__{graph: graph}), do: Native.plan_graph_stats(graph)
+
+  @doc """
+  The plan before compiling `changes` (absolute paths).
+
+  Options: `:format` (`:term`, the default, or `:json`) and `:locate`
+  (read sources to find the line of each reference; default true).
+  """
+  @spec plan(t(), changes(), keyword()) :: plan() | binary()
+  def plan(planner, changes, opts \\ [])
+
+  def plan(%__MODULE__{graph: nil} = planner, changes, opts),
+    do: planner |> fallback(changes) |> format(Keyword.get(opts, :format, :term))
+
+  def plan(%__MODULE__{} = planner, changes, opts) do
+    plan_graph(planner.graph, request(planner, changes, opts), Keyword.get(opts, :format, :term))
+  end
+
+  @doc """
+  Plans `request` on `graph`: on the calling scheduler when the NIF can
+  tell the plan is small, else on a dirty scheduler.
+  """
+  @spec plan_graph(reference(), map(), :term | :json) :: plan() | binary()
+  def plan_graph(graph, request, format) do
+    case Native.plan_graph_try_plan(graph, request, format) do
+      :dirty -> Native.plan_graph_plan(graph, request, nil, format)
+      plan -> plan
+    end
+  end
+
+  @doc """
+  After a successful compile of `changes`: the resolved plan, and the
+  planner updated to the manifests the compile wrote. `beams` are the
+  modules whose beam changed, appeared or disappeared.
+  """
+  @spec resolve(t(), changes(), beams(), keyword()) :: {plan() | binary(), t()}
+  def resolve(planner, changes, beams, opts \\ [])
+
+  def resolve(%__MODULE__{graph: nil} = planner, changes, _beams, opts) do
+    # The manifests may be readable now (a first compile wrote them).
+    {planner |> fallback(changes) |> format(Keyword.get(opts, :format, :term)),
+     new(planner.root, planner.layouts)}
+  end
+
+  def resolve(%__MODULE__{} = planner, changes, beams, opts) do
+    case Manifest.read(planner.root, planner.layouts) do
+      {:ok, manifest} ->
+        delta = Manifest.delta(planner.manifest, manifest)
+        outcome = outcome(delta, manifest, beams)
+        format = Keyword.get(opts, :format, :term)
+        plan = Native.plan_graph_plan(planner.graph, request(planner, changes, opts), outcome, format)
+        Native.plan_graph_update(planner.graph, delta)
+        {plan, %{planner | manifest: manifest}}
+
+      {:error, message} ->
+        planner = %{planner | graph: nil, manifest: nil, error: message}
+        {planner |> fallback(changes) |> format(Keyword.get(opts, :format, :term)), planner}
+    end
+  end
+
+  @doc "Reads the manifests again and updates the graph, after a compile nobody planned."
+  @spec refresh(t()) :: t()
+  def refresh(%__MODULE__{graph: nil} = planner), do: new(planner.root, planner.layouts)
+
+  def refresh(%__MODULE__{} = planner) do
+    case Manifest.read(planner.root, planner.layouts) do
+      {:ok, manifest} ->
+        Native.plan_graph_update(planner.graph, Manifest.delta(planner.manifest, manifest))
+        %{planner | manifest: manifest}
+
+      {:error, message} ->
+        %{planner | graph: nil, manifest: nil, error: message}
+    end
+  end
+
+  @doc """
+  Files changed since the last compile, as Mix decides it: sources whose
+  size changed, or that are newer than the manifest and whose content
+  differs; sources the manifest does not know; sources that went away.
+  """
+  @spec changed_since_compile(t()) :: changes()
+  def changed_since_compile(%__MODULE__{manifest: nil} = planner) do
+    %{changed: [], added: all_sources(planner), removed: []}
+  end
+
+  def changed_since_compile(%__MODULE__{} = planner) do
+    known = Map.new(planner.manifest.sources, &{&1.path, &1})
+    manifest_mtimes = Map.new(planner.layouts, &{&1.app, mtime(Manifest.elixir_manifest(&1))})
+
+    ebins = Map.new(planner.layouts, &{&1.app, &1.ebin})
+
+    changed =
+      for source <- planner.manifest.sources,
+          File.exists?(source.path),
+          edited?(source, manifest_mtimes[source.app], ebins[source.app]),
+          do: source.path
+
+    %{
+      changed: changed,
+      added: Enum.reject(all_sources(planner), &Map.has_key?(known, &1)),
+      removed: for(%{kind: :elixir, path: path} <- planner.manifest.sources, not File.exists?(path), do: path)
+    }
+  end
+
+  @doc """
+  The plan as JSON-ready maps: camelCase string keys, atoms as strings.
+  The same structure as `format: :json`, which the DAP body embeds.
+  """
+  @spec to_map(plan()) :: map()
+  def to_map(plan) do
+    %{
+      "resolved" => plan.resolved,
+      "files" => Enum.map(plan.files, &file_map/1),
+      "modules" => Enum.map(plan.modules, &module_map/1),
+      "unknown" => Enum.map(plan.unknown, &%{"path" => &1.path, "reason" => &1.reason}),
+      "warnings" => plan.warnings
+    }
+  end
+
+  @doc "Entries for `DebugReload.Report`'s `:modules`, one per planned module or new file."
+  @spec report_entries(plan()) :: [DebugReload.Report.module_entry()]
+  def report_entries(plan) do
+    known = MapSet.new(plan.modules, & &1.path)
+
+    for(m <- plan.modules, do: %{module: m.module, source: m.path, action: :planned, reason: m.explanation}) ++
+      for %{path: path} = f <- plan.files,
+          not MapSet.member?(known, path),
+          f.why |> List.last() |> Map.get(:relation) == :added,
+          do: %{module: nil, source: path, action: :planned, reason: f.explanation}
+  end
+
+  defp file_map(f) do
+    %{
+      "path" => f.path,
+      "app" => string(f.app),
+      "kind" => string(f.kind),
+      "certainty" => string(f.certainty),
+      "conditions" => f.conditions,
+      "why" => Enum.map(f.why, &step_map/1),
+      "explanation" => f.explanation
+    }
+  end
+
+  defp module_map(m) do
+    %{
+      "module" => string(m.module),
+      "name" => m.name,
+      "path" => m.path,
+      "app" => string(m.app),
+      "action" => string(m.action),
+      "certainty" => string(m.certainty),
+      "conditions" => m.conditions,
+      "why" => Enum.map(m.why, &step_map/1),
+      "explanation" => m.explanation
+    }
+  end
+
+  defp step_map(step) do
+    %{
+      "subject" => step.subject,
+      "subjectKind" => string(step.subject_kind),
+      "relation" => string(step.relation),
+      "detail" => step.detail,
+      "path" => step.path,
+      "line" => step.line
+    }
+  end
+
+  defp string(nil), do: nil
+  defp string(atom) when is_atom(atom), do: Atom.to_string(atom)
+  defp string(text) when is_binary(text), do: text
+
+  # -- request ----------------------------------------------------------------
+
+  defp request(planner, changes, opts) do
+    touched = changes.changed ++ changes.added
+
+    %{
+      changed: touched,
+      removed: changes.removed,
+      stale_modules: stale_modules(planner, touched ++ changes.removed),
+      recompile_modules: recompile_modules(planner),
+      config_changed: Enum.any?(touched ++ changes.removed, &config?(planner, &1)),
+      locate: Keyword.get(opts, :locate, true)
+    }
+  end
+
+  # Mix recompiles what calls Mix.Project at compile time when mix.exs changed.
+  defp stale_modules(planner, paths) do
+    if Enum.any?(paths, &(Path.basename(&1) == "mix.exs" and Path.dirname(&1) in roots(planner))),
+      do: [{Mix.Project, "mix.exs changed"}],
+      else: []
+  end
+
+  defp config?(planner, path) do
+    Enum.any?(roots(planner), &String.starts_with?(path, Path.join(&1, "config") <> "/")) and
+      String.ends_with?(path, ".exs")
+  end
+
+  defp roots(planner), do: Enum.uniq([planner.root | Enum.map(planner.layouts, & &1.root)])
+
+  # As Mix does before compiling: ask modules that define
+  # __mix_recompile__?/0 whether they must be recompiled.
+  defp recompile_modules(%{manifest: manifest}) do
+    for %{recompile: true, name: module} <- manifest.modules,
+        Code.ensure_loaded?(module),
+        function_exported?(module, :__mix_recompile__?, 0),
+        ask_recompile(module),
+        do: module
+  end
+
+  defp ask_recompile(module) do
+    module.__mix_recompile__?() == true
+  rescue
+    _ -> false
+  end
+
+  defp outcome(delta, manifest, beams) do
+    defined_in =
+      for %{path: path, modules: modules} <- manifest.sources,
+          module <- modules,
+          into: %{},
+          do: {module, path}
+
+    %{
+      modules: for(%{name: name, export: export} <- delta.modules, do: {name, export, defined_in[name]}),
+      gone: delta.removed_modules,
+      beams_changed: Map.get(beams, :changed, []),
+      beams_added: Map.get(beams, :added, []),
+      beams_removed: Map.get(beams, :removed, [])
+    }
+  end
+
+  # -- without a graph --------------------------------------------------------
+
+  defp fallback(planner, changes) do
+    files =
+      for path <- Enum.sort(changes.changed ++ changes.added) do
+        rel = Path.relative_to(path, planner.root)
+        step = %{subject: rel, subject_kind: :file, relation: :changed, detail: nil, path: rel, line: nil}
+
+        %{
+          path: path,
+          app: nil,
+          kind: kind(path),
+          certainty: :definite,
+          conditions: [],
+          why: [step],
+          explanation: "#{rel} changed"
+        }
+      end
+
+    %{
+      resolved: false,
+      files: files,
+      modules: [],
+      unknown: [],
+      warnings: [
+        "no dependency information (#{planner.error}); planned the changed files only, " <>
+          "Mix may recompile more"
+      ]
+    }
+  end
+
+  defp format(plan, :term), do: plan
+  defp format(plan, :json), do: plan |> to_map() |> Native.encode_json()
+
+  defp kind(path) do
+    case Path.extname(path) do
+      ".erl" -> :erlang
+      ".hrl" -> :header
+      ".exs" -> :script
+      _ -> :elixir
+    end
+  end
+
+  defp all_sources(planner) do
+    planner.layouts
+    |> Enum.flat_map(& &1.source_dirs)
+    |> Enum.flat_map(&Path.wildcard(Path.join(&1, "**/*.{ex,erl}")))
+    |> Enum.uniq()
+  end
+
+  # Mix's Erlang compiler: the source or a header it includes is newer
+  # than the beam.
+  defp edited?(%{kind: :erlang, modules: [module]} = source, _manifest_mtime, ebin) do
+    beam = mtime(Path.join(ebin, "#{module}.beam"))
+    beam == nil or Enum.any?([source.path | source.includes], &((mtime(&1) || 0) > beam))
+  end
+
+  defp edited?(%{kind: :elixir, size: size, digest: digest} = source, manifest_mtime, _ebin) do
+    case File.stat(source.path, time: :posix) do
+      {:ok, %{size: ^size, mtime: mtime}} ->
+        is_integer(manifest_mtime) and mtime > manifest_mtime and not same_digest?(source.path, digest)
+
+      {:ok, _} ->
+        true
+
+      {:error, _} ->
+        false
+    end
+  end
+
+  defp edited?(_source, _manifest_mtime, _ebin), do: false
+
+  # Elixir 1.14 records an md5; later versions another hash, where any
+  # newer file counts as edited.
+  defp same_digest?(path, digest) when byte_size(digest) == 16 do
+    case File.read(path) do
+      {:ok, bytes} -> :erlang.md5(bytes) == digest
+      _ -> false
+    end
+  end
+
+  defp same_digest?(_path, _digest), do: false
+
+  defp mtime(path) do
+    case File.stat(path, time: :posix) do
+      {:ok, %{mtime: mtime}} -> mtime
+      _ -> nil
+    end
+  end
+end
