@@ -18,8 +18,8 @@ defmodule DebugReload.Bench.Endurance do
 
   The VM is sampled at the start, the middle and the end (after a full
   garbage collection, so the figures are live data): ETS tables, the
-  interpreter server's memory, the manager's memory, total VM memory and
-  the process count. `:int.ni/1` alone leaves a module database behind on
+  interpreter server's memory, the manager's memory, total VM memory, the
+  OS process's resident memory and the process count. `:int.ni/1` alone leaves a module database behind on
   every re-interpretation; these numbers show whether that happens.
   """
 
@@ -33,6 +33,7 @@ defmodule DebugReload.Bench.Endurance do
           live_subscribers: non_neg_integer(),
           manager_memory: non_neg_integer(),
           vm_memory: non_neg_integer(),
+          os_rss: non_neg_integer() | nil,
           processes: non_neg_integer()
         }
 
@@ -141,8 +142,20 @@ defmodule DebugReload.Bench.Endurance do
       live_subscribers: Enum.count(DebugReload.Bench.Interpreter.subscribers(), &Process.alive?/1),
       manager_memory: memory(Process.whereis(server)),
       vm_memory: :erlang.memory(:total),
+      os_rss: os_rss(),
       processes: :erlang.system_info(:process_count)
     }
+  end
+
+  # Resident memory of the OS process: unlike the VM's own figure it also
+  # counts what the Rust NIF allocates (the planner's graph, for one).
+  defp os_rss do
+    with {:ok, status} <- File.read("/proc/self/status"),
+         [_, kb] <- Regex.run(~r/VmRSS:\s*(\d+) kB/, status) do
+      String.to_integer(kb) * 1024
+    else
+      _ -> nil
+    end
   end
 
   defp memory(pid) do

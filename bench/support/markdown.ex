@@ -236,7 +236,9 @@ defmodule DebugReload.Bench.Markdown do
     Reload time: median #{Stats.ms(Stats.median(e.reload_us))}, first #{quarter} reloads
     #{Stats.ms(Stats.median(Enum.take(e.reload_us, quarter)))}, last #{quarter}
     #{Stats.ms(Stats.median(Enum.take(e.reload_us, -quarter)))}. Samples are taken after a garbage
-    collection of every process.
+    collection of every process. Flat means: no more ETS tables or processes at the end than at
+    the start, and memory grown by at most 5% over the second half of the run (the first reloads
+    allocate some things once).
 
     #{head}
     #{sep}
@@ -244,6 +246,7 @@ defmodule DebugReload.Bench.Markdown do
     #{line.("dbg_iserver memory", &Stats.bytes(&1.iserver_memory))}
     #{line.("manager memory", &Stats.bytes(&1.manager_memory))}
     #{line.("VM memory (total)", &Stats.bytes(&1.vm_memory))}
+    #{line.("OS resident memory", &if(&1[:os_rss], do: Stats.bytes(&1.os_rss), else: "?"))}
     #{line.("processes", &"#{&1.processes}")}
     #{line.("dbg_iserver subscribers (live)", &"#{&1.iserver_subscribers} (#{&1.live_subscribers})")}
     #{subscribers_note(e)}
