@@ -9,8 +9,7 @@ defmodule DebugReload.Bench.Markdown do
     * `<!-- bench:reload:start -->` ... `end`: the reload section
 
   A missing reload section is inserted before `## Reload plan` if the page
-  has one, else appended; a missing criterion block goes after the first
-  paragraph of the criterion section.
+  has one, else appended, as is a missing criterion block.
   """
 
   alias DebugReload.Bench.{Goals, Stats}
@@ -60,9 +59,8 @@ defmodule DebugReload.Bench.Markdown do
       end
 
     """
-    Medians of the criterion benches as the last `make bench` measured them
-    (#{measured}; load average #{results.meta.load_before} when the reload benches started
-    right after):
+    Medians as the last `make bench` measured them (#{measured}; load average
+    #{results.meta.load_before} when the reload benches started right after):
 
     | bench | median |
     |---|---|

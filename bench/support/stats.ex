@@ -23,13 +23,13 @@ defmodule DebugReload.Bench.Stats do
     Enum.at(sorted, rank - 1)
   end
 
-  @doc "Microseconds as milliseconds for people: `4 µs`, `0.84 ms`, `12.3 ms`, `1,234 ms`."
+  @doc "Microseconds as milliseconds for people: `4.2 µs`, `0.84 ms`, `12.3 ms`, `1,234 ms`."
   @spec ms(number()) :: String.t()
   def ms(us) do
     value = us / 1000
 
     cond do
-      us < 10 -> "#{round(us)} µs"
+      us < 100 -> :erlang.float_to_binary(us * 1.0, decimals: 1) <> " µs"
       value < 10 -> :erlang.float_to_binary(value, decimals: 2) <> " ms"
       value < 100 -> :erlang.float_to_binary(value, decimals: 1) <> " ms"
       true -> thousands(round(value)) <> " ms"
