@@ -72,7 +72,10 @@ defmodule DebugReload.PlannerTest do
       Project.write(
         project,
         "lib/web.ex",
-        project |> Project.path("lib/web.ex") |> File.read!() |> String.replace("1", "2")
+        project
+        |> Project.path("lib/web.ex")
+        |> File.read!()
+        |> String.replace("def helper, do: 1", "def helper, do: 2")
       )
 
       before = snapshot(project)
@@ -100,7 +103,10 @@ defmodule DebugReload.PlannerTest do
       Project.write(
         project,
         "lib/web.ex",
-        project |> Project.path("lib/web.ex") |> File.read!() |> String.replace("1", "2")
+        project
+        |> Project.path("lib/web.ex")
+        |> File.read!()
+        |> String.replace("def helper, do: 1", "def helper, do: 2")
       )
 
       assert {:ok, report} = DebugReload.reload(server: server)
@@ -124,7 +130,10 @@ defmodule DebugReload.PlannerTest do
       Project.write(
         project,
         "lib/web.ex",
-        project |> Project.path("lib/web.ex") |> File.read!() |> String.replace("1", "3")
+        project
+        |> Project.path("lib/web.ex")
+        |> File.read!()
+        |> String.replace("def helper, do: 1", "def helper, do: 3")
       )
 
       request = %{
