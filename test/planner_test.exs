@@ -187,6 +187,15 @@ defmodule DebugReload.PlannerTest do
       assert path == Project.path(project, "lib/new.ex")
     end
 
+    test "resolving when Mix compiled nothing gives an empty plan" do
+      project = web_project("PlanNothing#{System.unique_integer([:positive])}")
+      on_exit(fn -> File.rm_rf(project.root) end)
+      planner = Planner.new(project.root, [layout(project)])
+      changes = %{changed: [Project.path(project, "lib/web.ex")], added: [], removed: []}
+      assert [_, _] = Planner.plan(planner, changes).files
+      assert {%{resolved: true, files: [], modules: []}, ^planner} = Planner.resolve(planner, changes, %{})
+    end
+
     test "with no files, the files changed since the last compile" do
       project = web_project("PlanSince#{System.unique_integer([:positive])}")
       on_exit(fn -> File.rm_rf(project.root) end)
