@@ -8,7 +8,7 @@ export LC_ALL ?= C.UTF-8
 export ELIXIR_ERL_OPTIONS ?= +fnu
 MIX := mix
 
-.PHONY: deps build demo test test-rust test-elixir dap-check bench bench-plan lint format
+.PHONY: deps build demo test test-rust test-elixir dap-check bench bench-rust bench-plan bench-reload lint format
 
 # The JSON-schema validator the DAP tests run.
 dap-check:
@@ -33,14 +33,24 @@ test-elixir: dap-check
 	MIX_ENV=test $(MIX) test
 
 # Benchmarks (not part of make test). Results go to docs/benchmarks.md.
-bench: deps bench-plan
+# The Rust benches and the plan bench run first so the reload bench puts
+# the criterion medians on the page.
+bench: bench-rust bench-plan bench-reload
+
+bench-rust: deps
 	cargo bench --locked -p debug_reload_core --bench remap
 
 # The reload plan: criterion (graph build, plan) and the NIF side by side
 # with the same algorithm in Elixir over :digraph.
-bench-plan: deps
+bench-plan: build
 	cargo bench --locked -p debug_reload_core --bench graph
 	MIX_ENV=dev $(MIX) run --no-start bench/plan.exs
+
+# Generated Mix projects of 50, 200 and 1,000 modules: reloads against bare
+# compiles and restarts, macro edits, no-op, endurance, call overhead (about
+# half an hour). BENCH_QUICK=1 for a short run written to bench/out/ instead.
+bench-reload: build
+	MIX_ENV=dev $(MIX) run --no-start bench/reload_bench.exs
 
 lint:
 	cargo fmt --all -- --check

@@ -338,9 +338,7 @@ defmodule DebugReload.CodeReloadManager do
   # set for the baseline and for every later scan, whatever the layout.
   defp scan_sources(project), do: Native.scan_sources([project.root], Project.source_extensions())
 
-  defp subscribe_to_interpreter do
-    if Process.whereis(:dbg_iserver), do: :int.subscribe()
-  end
+  defp subscribe_to_interpreter, do: Interpreter.subscribe()
 
   # Keeps what a later reload of an interpreted module needs from before
   # the edit: its beam (for executable lines and rollback) and source text.
@@ -349,11 +347,14 @@ defmodule DebugReload.CodeReloadManager do
   defp remember_interpreted(state, modules) do
     ebins = Project.ebin_dirs(state.project)
 
-    Enum.reduce(modules, state, fn module, state ->
+    # Every reload passes every interpreted module: only new ones cost a
+    # look at the disk (a file server round trip per ebin).
+    modules
+    |> Enum.reject(&Map.has_key?(state.interpreted, &1))
+    |> Enum.reduce(state, fn module, state ->
       path = Enum.find_value(ebins, &existing(Path.join(&1, "#{module}.beam")))
 
-      with false <- Map.has_key?(state.interpreted, module),
-           path when is_binary(path) <- path,
+      with path when is_binary(path) <- path,
            {:ok, info} <- Beam.read(path, Map.get(state.beams, path, "")) do
         state
         |> put_in([Access.key(:interpreted), module], interpreted_entry(info))

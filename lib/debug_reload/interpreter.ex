@@ -47,6 +47,24 @@ defmodule DebugReload.Interpreter do
     if Process.whereis(:dbg_iserver), do: :int.interpreted(), else: []
   end
 
+  @doc """
+  Subscribes the caller to the interpreter's events, once: `:int.subscribe/0`
+  adds the caller again on every call, and each copy receives every event.
+  """
+  @spec subscribe() :: :ok
+  def subscribe do
+    case Process.whereis(:dbg_iserver) && :sys.get_state(:dbg_iserver) do
+      nil ->
+        :ok
+
+      {:state, _db, _procs, _breaks, _auto, _stack, subs} ->
+        if self() in subs, do: :ok, else: :int.subscribe()
+
+      _unknown_layout ->
+        :int.subscribe()
+    end
+  end
+
   @spec interpreted?(module()) :: boolean()
   def interpreted?(module), do: module in interpreted()
 
@@ -469,23 +487,49 @@ defmodule DebugReload.Interpreter do
   end
 
   # Waits (bounded) until each meta handled :old_code and dropped its cache,
-  # so a caller that returns right after a reload already sees new code.
-  defp await_invalidated(metas, module, attempts \\ 500)
-  defp await_invalidated([], _module, _), do: :ok
-  defp await_invalidated(_metas, _module, 0), do: :ok
+  # so a caller that returns right after a reload already sees new code. A
+  # meta whose process calls the module often may have cached the module's
+  # newest database again by the time we look: that one is done too.
+  defp await_invalidated([], _module), do: :ok
 
-  defp await_invalidated(metas, module, attempts) do
+  defp await_invalidated(metas, module), do: await_invalidated(metas, module, newest_db(module), 500)
+
+  defp await_invalidated([], _module, _newest, _), do: :ok
+  defp await_invalidated(_metas, _module, _newest, 0), do: :ok
+
+  defp await_invalidated(metas, module, newest, attempts) do
     pending =
       Enum.filter(metas, fn meta ->
         case process_info(meta, :dictionary) do
-          {:dictionary, dict} -> List.keymember?(dict, {module, :db}, 0)
+          {:dictionary, dict} -> stale_cache?(dict, module, newest)
           nil -> false
         end
       end)
 
     if pending != [] do
       Process.sleep(1)
-      await_invalidated(pending, module, attempts - 1)
+      await_invalidated(pending, module, newest, attempts - 1)
+    end
+  end
+
+  # A meta on another node than the interpreter server caches
+  # `{server_node, database}` (dbg_ieval's db_ref/1).
+  defp stale_cache?(dict, module, newest) do
+    case List.keyfind(dict, {module, :db}, 0) do
+      {_, ^newest} -> false
+      {_, {_node, ^newest}} -> false
+      {_, _older} -> true
+      nil -> false
+    end
+  end
+
+  # The database new calls of `module` get (dbg_iserver lists the newest first).
+  defp newest_db(module) do
+    with {:ok, db, _procs} <- iserver_state(),
+         [{_, [newest | _]}] <- :ets.lookup(db, {module, :refs}) do
+      newest
+    else
+      _ -> nil
     end
   end
 end

@@ -404,7 +404,7 @@ defmodule DebugReload.Loader do
   defp add_pending(state, [], _module), do: state
 
   defp add_pending(state, pending, module) do
-    if Process.whereis(:dbg_iserver), do: :int.subscribe()
+    Interpreter.subscribe()
 
     Enum.reduce(pending, state, fn {pid, _}, state ->
       update_in(state.pending, &Map.update(&1, pid, [module], fn mods -> Enum.uniq([module | mods]) end))

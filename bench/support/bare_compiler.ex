@@ -1,0 +1,69 @@
+defmodule DebugReload.Bench.BareCompiler do
+  @moduledoc """
+  The unavoidable work of a reload: the edited files compiled alone with
+  `Kernel.ParallelCompiler`, in a warm `:peer` node of their own, with the
+  project's ebin on its code path for their compile-time dependencies.
+
+  Like the reload's compile worker, it runs outside the debugged VM and is
+  warm (Elixir started, compiler loaded) before anything is timed. Time is
+  taken inside the node around the compile alone, so the peer round trip
+  is not counted against the baseline.
+  """
+
+  @doc "Starts the node with `ebin` on its code path."
+  @spec start(String.t()) :: pid()
+  def start(ebin) do
+    args = Enum.flat_map([ebin | elixir_paths()], &[~c"-pa", String.to_charlist(&1)])
+
+    peer =
+      case :peer.start_link(%{connection: :standard_io, args: args, wait_boot: 60_000}) do
+        {:ok, peer} -> peer
+        {:ok, peer, _node} -> peer
+      end
+
+    {:ok, _} = :peer.call(peer, :application, :ensure_all_started, [:elixir])
+    # The project's own beams are on the path (for compile-time
+    # dependencies), so each recompiled module would otherwise warn that
+    # it redefines the version on disk; Mix avoids it by deleting them.
+    :peer.call(peer, Code, :put_compiler_option, [:ignore_module_conflict, true])
+    peer
+  end
+
+  @doc """
+  Compiles `files`, which define `modules`, to `scratch`; returns the
+  microseconds the compile took. As Mix does before it recompiles a file,
+  the modules' previous versions are purged first (untimed), so each
+  compile is a first definition.
+  """
+  @spec compile(pid(), [String.t()], [module()], String.t()) :: non_neg_integer()
+  def compile(peer, files, modules, scratch) do
+    File.mkdir_p!(scratch)
+
+    Enum.each(modules, fn module ->
+      :peer.call(peer, :code, :purge, [module])
+      :peer.call(peer, :code, :delete, [module])
+      :peer.call(peer, :code, :purge, [module])
+    end)
+
+    {us, result} =
+      :peer.call(
+        peer,
+        :timer,
+        :tc,
+        [Kernel.ParallelCompiler, :compile_to_path, [files, scratch, []]],
+        120_000
+      )
+
+    case result do
+      {:ok, _modules, _warnings} -> us
+      {:error, errors, _warnings} -> raise "bare compile of #{inspect(files)} failed: #{inspect(errors)}"
+    end
+  end
+
+  @spec stop(pid()) :: :ok
+  def stop(peer), do: :peer.stop(peer)
+
+  defp elixir_paths do
+    for app <- [:elixir, :logger], dir = :code.lib_dir(app, :ebin), is_list(dir), do: to_string(dir)
+  end
+end

@@ -1,0 +1,145 @@
+defmodule DebugReload.Bench.Goals do
+  @moduledoc """
+  The targets of issue #7, checked against one run's results. Every check
+  returns the figure it judged, so the report can show what was measured
+  next to the verdict.
+  """
+
+  alias DebugReload.Bench.Stats
+
+  @bare_ratio 1.25
+  @restart_ratio 20
+  @noop_ms 10
+  # Growth allowed between the start and the end of the endurance run for
+  # figures that are not counts (memory): a leak of one module database
+  # per reload would grow it by hundreds of KiB over 500 reloads.
+  @memory_slack 0.05
+
+  @type verdict :: %{goal: String.t(), met: boolean(), detail: String.t()}
+
+  def bare_ratio_goal, do: @bare_ratio
+  def restart_ratio_goal, do: @restart_ratio
+  def noop_goal_ms, do: @noop_ms
+
+  @doc "reload / bare compile, median over median, for one size and edit size."
+  @spec bare_ratio(map(), pos_integer()) :: float()
+  def bare_ratio(size_result, k) do
+    edits = size_result.edits[k]
+    Stats.median(edits.total) / Stats.median(edits.bare)
+  end
+
+  @doc "restart / reload, median over median, after the same edit."
+  @spec restart_ratio(map(), pos_integer()) :: float()
+  def restart_ratio(size_result, k) do
+    Stats.median(size_result.restart[k].total) / Stats.median(size_result.edits[k].total)
+  end
+
+  @doc "All verdicts for a run."
+  @spec verdicts(map()) :: [verdict()]
+  def verdicts(results) do
+    bare_verdicts(results.sizes) ++
+      restart_verdicts(results.sizes) ++
+      noop_verdicts(results.sizes) ++
+      macro_verdicts(results.sizes) ++
+      endurance_verdicts(results[:endurance]) ++
+      correctness_verdicts(results[:saturated], "saturated server")
+  end
+
+  defp bare_verdicts(sizes) do
+    for s <- sizes, k <- Map.keys(s.edits) |> Enum.sort() do
+      ratio = bare_ratio(s, k)
+
+      %{
+        goal: "reload ≤ #{@bare_ratio}× bare compile (#{s.size} modules, #{plural(k, "module")} edited)",
+        met: ratio <= @bare_ratio,
+        detail: Stats.times(ratio)
+      }
+    end
+  end
+
+  defp restart_verdicts(sizes) do
+    for k <- sizes |> Enum.flat_map(&Map.keys(&1.edits)) |> Enum.uniq() |> Enum.sort(),
+        ratios = for(s <- sizes, into: %{}, do: {s.size, restart_ratio(s, k)}),
+        {size, ratio} <- Enum.sort(ratios),
+        size >= 200 do
+      smaller = for {other, r} <- ratios, other < size and other >= 200, do: r
+
+      %{
+        goal:
+          "reload ≥ #{@restart_ratio}× faster than a restart (#{size} modules, #{plural(k, "module")} edited)" <>
+            if(smaller != [], do: ", and more than at smaller sizes", else: ""),
+        met: ratio >= @restart_ratio and Enum.all?(smaller, &(ratio > &1)),
+        detail: Stats.times(ratio)
+      }
+    end
+  end
+
+  defp noop_verdicts(sizes) do
+    case Enum.max_by(sizes, & &1.size, fn -> nil end) do
+      %{size: size, noop: samples} when size >= 1000 ->
+        median = Stats.median(samples)
+
+        [
+          %{
+            goal: "no-op reload < #{@noop_ms} ms median (#{size} modules)",
+            met: median < @noop_ms * 1000,
+            detail: Stats.ms(median)
+          }
+        ]
+
+      _ ->
+        []
+    end
+  end
+
+  defp macro_verdicts(sizes) do
+    for s <- sizes, {kind, m} <- Enum.sort(s.macro) do
+      %{
+        goal: "macro edit (#{kind}, #{s.size} modules): only modules whose beams changed are re-interpreted",
+        met: m.mismatches == 0,
+        detail: "#{m.mismatches} of #{length(m.total)} runs differed"
+      }
+    end
+  end
+
+  defp endurance_verdicts(nil), do: []
+
+  defp endurance_verdicts(e) do
+    first = hd(e.samples)
+    last = List.last(e.samples)
+
+    flat? =
+      last.ets_tables <= first.ets_tables and last.processes <= first.processes and
+        grew_at_most?(first.iserver_memory, last.iserver_memory) and
+        grew_at_most?(first.vm_memory, last.vm_memory)
+
+    [
+      %{
+        goal:
+          "endurance: ETS tables, dbg_iserver memory, VM memory and processes flat over #{e.reloads} reloads",
+        met: flat?,
+        detail:
+          "ETS #{first.ets_tables}→#{last.ets_tables}, dbg_iserver #{Stats.bytes(first.iserver_memory)}→" <>
+            "#{Stats.bytes(last.iserver_memory)}, VM #{Stats.bytes(first.vm_memory)}→#{Stats.bytes(last.vm_memory)}, " <>
+            "processes #{first.processes}→#{last.processes}"
+      }
+    ] ++ correctness_verdicts(e, "endurance")
+  end
+
+  defp correctness_verdicts(nil, _label), do: []
+
+  defp correctness_verdicts(e, label) do
+    [
+      %{
+        goal: "#{label}: every call answered by the latest reload's code, none failed (#{e.reloads} reloads)",
+        met: e.failures == 0 and e.stale == 0 and e.ahead == 0,
+        detail: "#{Stats.thousands(e.calls)} calls, #{e.failures} failed, #{e.stale} stale"
+      }
+    ]
+  end
+
+  defp grew_at_most?(first, last), do: last <= first * (1 + @memory_slack)
+
+  defp plural(1, word), do: "1 #{word}"
+  defp plural(n, word), do: "#{n} #{word}s"
+end

@@ -1,0 +1,92 @@
+defmodule DebugReload.Bench.Workload do
+  @moduledoc """
+  A generated project turned into a debug session in this VM: compiled by
+  a fresh `mix compile` OS process (this VM never compiles the project),
+  its ebin on the code path, every module interpreted with `:int.ni/1` and
+  20 breakpoints set, as a debugger that interprets `Bench<size>.*` would.
+  """
+
+  alias DebugReload.Bench.Generator
+
+  defstruct [:project, :compile_ms, :interpret_ms, breakpoints: []]
+
+  @type t :: %__MODULE__{
+          project: Generator.t(),
+          compile_ms: non_neg_integer(),
+          interpret_ms: non_neg_integer(),
+          breakpoints: [{module(), pos_integer()}]
+        }
+
+  @doc "Generates, compiles and interprets a project of `size` modules under `base`."
+  @spec setup(String.t(), pos_integer()) :: t()
+  def setup(base, size) do
+    project = Generator.generate(Path.join(base, "app_#{size}"), size)
+    {compile_us, _} = :timer.tc(fn -> mix!(project.root, ["compile"]) end)
+    Code.prepend_path(project.ebin)
+    {interpret_us, _} = :timer.tc(fn -> interpret(project.modules) end)
+    breakpoints = breakpoints(project)
+    set_breakpoints(breakpoints)
+
+    %__MODULE__{
+      project: project,
+      compile_ms: div(compile_us, 1000),
+      interpret_ms: div(interpret_us, 1000),
+      breakpoints: breakpoints
+    }
+  end
+
+  @doc "One breakpoint on the tagged statement of each breakpoint target."
+  @spec breakpoints(Generator.t()) :: [{module(), pos_integer()}]
+  def breakpoints(project) do
+    for module <- project.break_targets do
+      {module, Generator.tagged_line(Generator.source(project, module))}
+    end
+  end
+
+  @spec interpret([module()]) :: :ok
+  def interpret(modules) do
+    Enum.each(modules, fn module ->
+      {:module, ^module} = :int.ni(module)
+    end)
+  end
+
+  @spec set_breakpoints([{module(), pos_integer()}]) :: :ok
+  def set_breakpoints(breakpoints) do
+    Enum.each(breakpoints, fn {module, line} -> :ok = :int.break(module, line) end)
+  end
+
+  @doc "Breakpoints of the session's modules that the interpreter holds now."
+  @spec live_breakpoints(t()) :: [{module(), pos_integer()}]
+  def live_breakpoints(%__MODULE__{project: project}) do
+    ns = project.namespace <> "."
+    for {{module, line}, _} <- :int.all_breaks(), String.starts_with?(inspect(module), ns), do: {module, line}
+  end
+
+  @doc "Stops interpreting, unloads the modules and deletes the project."
+  @spec teardown(t(), keyword()) :: :ok
+  def teardown(%__MODULE__{project: project}, opts \\ []) do
+    for module <- project.modules do
+      if module in :int.interpreted(), do: :int.nn(module)
+      :code.purge(module)
+      :code.delete(module)
+      :code.purge(module)
+    end
+
+    Code.delete_path(project.ebin)
+    unless Keyword.get(opts, :keep, false), do: File.rm_rf!(project.root)
+    :ok
+  end
+
+  @doc "Runs mix in a fresh OS process in `root`; raises with its output on failure."
+  @spec mix!(String.t(), [String.t()]) :: String.t()
+  def mix!(root, args) do
+    case System.cmd("mix", args,
+           cd: root,
+           stderr_to_stdout: true,
+           env: [{"MIX_ENV", "dev"}, {"MIX_EXS", nil}, {"MIX_BUILD_PATH", nil}]
+         ) do
+      {output, 0} -> output
+      {output, status} -> raise "mix #{Enum.join(args, " ")} failed (#{status}) in #{root}:\n#{output}"
+    end
+  end
+end
