@@ -72,7 +72,10 @@ defmodule DebugReload.PlannerTest do
       Project.write(
         project,
         "lib/web.ex",
-        project |> Project.path("lib/web.ex") |> File.read!() |> String.replace("1", "2")
+        project
+        |> Project.path("lib/web.ex")
+        |> File.read!()
+        |> String.replace("def helper, do: 1", "def helper, do: 2")
       )
 
       before = snapshot(project)
@@ -100,7 +103,10 @@ defmodule DebugReload.PlannerTest do
       Project.write(
         project,
         "lib/web.ex",
-        project |> Project.path("lib/web.ex") |> File.read!() |> String.replace("1", "2")
+        project
+        |> Project.path("lib/web.ex")
+        |> File.read!()
+        |> String.replace("def helper, do: 1", "def helper, do: 2")
       )
 
       assert {:ok, report} = DebugReload.reload(server: server)
@@ -124,7 +130,10 @@ defmodule DebugReload.PlannerTest do
       Project.write(
         project,
         "lib/web.ex",
-        project |> Project.path("lib/web.ex") |> File.read!() |> String.replace("1", "3")
+        project
+        |> Project.path("lib/web.ex")
+        |> File.read!()
+        |> String.replace("def helper, do: 1", "def helper, do: 3")
       )
 
       request = %{
@@ -176,6 +185,15 @@ defmodule DebugReload.PlannerTest do
 
       assert [%{path: path, explanation: "lib/new.ex is new"}] = plan.files
       assert path == Project.path(project, "lib/new.ex")
+    end
+
+    test "resolving when Mix compiled nothing gives an empty plan" do
+      project = web_project("PlanNothing#{System.unique_integer([:positive])}")
+      on_exit(fn -> File.rm_rf(project.root) end)
+      planner = Planner.new(project.root, [layout(project)])
+      changes = %{changed: [Project.path(project, "lib/web.ex")], added: [], removed: []}
+      assert [_, _] = Planner.plan(planner, changes).files
+      assert {%{resolved: true, files: [], modules: []}, ^planner} = Planner.resolve(planner, changes, %{})
     end
 
     test "with no files, the files changed since the last compile" do

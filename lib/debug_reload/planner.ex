@@ -124,11 +124,18 @@ defmodule DebugReload.Planner do
     case Manifest.read(planner.root, planner.layouts) do
       {:ok, manifest} ->
         delta = Manifest.delta(planner.manifest, manifest)
-        outcome = outcome(delta, manifest, beams)
         format = Keyword.get(opts, :format, :term)
-        plan = Native.plan_graph_plan(planner.graph, request(planner, changes, opts), outcome, format)
-        Native.plan_graph_update(planner.graph, delta)
-        {plan, %{planner | manifest: manifest}}
+
+        if delta == %{sources: [], modules: [], removed_sources: [], removed_modules: []} do
+          # Mix compiled nothing (a retried reload whose compile already
+          # ran): an honest resolved plan is empty.
+          {format(%{resolved: true, files: [], modules: [], unknown: [], warnings: []}, format), planner}
+        else
+          outcome = outcome(delta, manifest, beams)
+          plan = Native.plan_graph_plan(planner.graph, request(planner, changes, opts), outcome, format)
+          Native.plan_graph_update(planner.graph, delta)
+          {plan, %{planner | manifest: manifest}}
+        end
 
       {:error, message} ->
         planner = %{planner | graph: nil, manifest: nil, error: message}
