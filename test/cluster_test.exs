@@ -75,6 +75,19 @@ defmodule DebugReload.ClusterTest do
     {peer, node}
   end
 
+  # Until the manager is inside a remote load (after the compile, however
+  # long that takes on a loaded machine): only then is the node's
+  # departure "mid-reload".
+  defp await_waiting_on_a_node(server, tries \\ 2_000) do
+    {:current_stacktrace, frames} = Process.info(Process.whereis(server), :current_stacktrace)
+
+    cond do
+      Enum.any?(frames, &(elem(&1, 0) == DebugReload.Cluster)) -> :ok
+      tries == 0 -> flunk("the reload never reached the remote load")
+      true -> Process.sleep(5) && await_waiting_on_a_node(server, tries - 1)
+    end
+  end
+
   # Peers are linked to the test process and may be gone already.
   defp stop_peer(peer) do
     :peer.stop(peer)
@@ -128,7 +141,7 @@ defmodule DebugReload.ClusterTest do
     # reload waits on it.
     :ok = :erpc.call(last, :sys, :suspend, [:code_server])
     task = Task.async(fn -> DebugReload.reload(server: ctx.server) end)
-    Process.sleep(300)
+    await_waiting_on_a_node(ctx.server)
     stop_peer(last_peer)
 
     assert {:error, report} = Task.await(task, 60_000)

@@ -26,7 +26,8 @@ defmodule DebugReload.Report do
     * `:warnings` - human-readable strings.
     * `:files` - the source change set that triggered the reload.
     * `:timings` - microseconds: `:total_us` plus, when they ran,
-      `:plan_us`, `:compile_us`, `:load_us` and `:breakpoints_us`.
+      `:plan_us`, `:compile_us` and `:load_us` (which includes moving
+      breakpoints: they move inside the all-or-nothing load).
     * `:total_modules` - modules known to the manager, for the summary.
     * `:error` - for `:error` reports, a one-line reason.
     * `:plan` - the reload plan (see `DebugReload.Planner`): before the
