@@ -2,9 +2,9 @@ defmodule DebugReload.Cluster do
   @moduledoc """
   Native loads on this node and on every connected node running the code.
 
-  Each node loads its modules atomically (`:code.atomic_load/1` there,
-  `:code.prepare_loading/1` + `:code.finish_loading/1` here, so either every
-  module of the batch loads or none). Across nodes the batch commits
+  Each node loads its modules atomically with `:code.atomic_load/1`, so
+  either every module of the batch loads or none; `@on_load` modules,
+  which cannot be loaded that way, load one by one after the rest. Across nodes the batch commits
   node by node; if one node fails or goes away, the nodes already loaded
   get their old beams back. Every remote call is bounded by
   `:node_timeout`, so a node that hangs or disconnects cannot hang the
@@ -44,44 +44,51 @@ defmodule DebugReload.Cluster do
   end
 
   defp load_local(modules) do
-    {hooked, plain} = Enum.split_with(modules, &on_load?/1)
-
-    with :ok <- prepare_and_finish(plain),
-         :ok <- load_each(hooked) do
-      :ok
+    case load_batch(modules, &apply/3) do
+      :ok -> :ok
+      {:error, message} -> {:error, "native load failed here: #{message}"}
     end
   end
 
-  defp prepare_and_finish([]), do: :ok
+  # One mechanism for every node: the batch loads atomically, except the
+  # modules the code server refuses to prepare because they carry
+  # @on_load (it says so itself, debug info or not); those then load one
+  # by one, running their hook, after the rest loaded together.
+  defp load_batch(modules, call) do
+    case call.(:code, :atomic_load, [modules]) do
+      :ok ->
+        :ok
 
-  defp prepare_and_finish(modules) do
-    with {:ok, prepared} <- :code.prepare_loading(modules),
-         :ok <- :code.finish_loading(prepared) do
-      :ok
-    else
-      {:error, failures} -> {:error, "native load failed here, nothing loaded: #{inspect(failures)}"}
+      {:error, failures} ->
+        hooked = for {module, :on_load_not_allowed} <- failures, do: module
+
+        if hooked != [] and length(hooked) == length(failures) do
+          {each, together} = Enum.split_with(modules, &(elem(&1, 0) in hooked))
+
+          with :ok <- load_together(together, call),
+               do: load_each(each, call)
+        else
+          {:error, "nothing loaded: #{inspect(failures)}"}
+        end
     end
   end
 
-  # @on_load modules cannot be prepared; each loads (and runs its hook) alone.
-  defp load_each(modules) do
+  defp load_together([], _call), do: :ok
+
+  defp load_together(modules, call) do
+    case call.(:code, :atomic_load, [modules]) do
+      :ok -> :ok
+      {:error, failures} -> {:error, "nothing loaded: #{inspect(failures)}"}
+    end
+  end
+
+  defp load_each(modules, call) do
     Enum.reduce_while(modules, :ok, fn {module, path, binary}, :ok ->
-      case :code.load_binary(module, path, binary) do
+      case call.(:code, :load_binary, [module, path, binary]) do
         {:module, ^module} -> {:cont, :ok}
         {:error, reason} -> {:halt, {:error, "#{inspect(module)} failed to load: #{inspect(reason)}"}}
       end
     end)
-  end
-
-  defp on_load?({_module, _path, binary}) do
-    match?({:native, _}, DebugReload.Guards.interpretable(binary)) and has_on_load?(binary)
-  end
-
-  defp has_on_load?(binary) do
-    case DebugReload.ExecutableLines.abstract_code(binary) do
-      {:ok, forms} -> Enum.any?(forms, &match?({:attribute, _, :on_load, _}, &1))
-      _ -> false
-    end
   end
 
   # Nodes that loaded before a failure are restored by the caller's undo
@@ -107,11 +114,11 @@ defmodule DebugReload.Cluster do
 
     with [_ | _] <- relevant,
          _ <- Enum.each(relevant, &:erpc.call(node, :code, :soft_purge, [elem(&1, 0)], timeout)),
-         :ok <- :erpc.call(node, :code, :atomic_load, [relevant], timeout) do
+         :ok <- load_batch(relevant, &:erpc.call(node, &1, &2, &3, timeout)) do
       :ok
     else
       [] -> :skip
-      {:error, failures} -> {:error, "load failed: #{inspect(failures)}"}
+      {:error, message} -> {:error, "load failed, #{message}"}
     end
   catch
     :error, {:erpc, :noconnection} -> {:error, "disconnected during the reload"}
