@@ -87,22 +87,28 @@ defmodule DebugReload.Guards do
   end
 
   @doc """
-  Processes holding funs created by `module`'s code.
+  Processes holding funs created by the code of each of `modules`.
 
   OTP 25's `:erlang.check_process_code/2` no longer counts funs, yet a fun
   whose code is purged raises `:badfun` when called. The stack (where a
   GenServer's state and a closure's variables live) names every fun it
   holds, so that is where we look.
   """
-  @spec fun_holders(module()) :: [pid()]
-  def fun_holders(module) do
-    marker = "#Fun<#{module}."
+  @spec fun_holders([module()]) :: %{module() => [pid()]}
+  def fun_holders([]), do: %{}
 
-    for pid <- Process.list(),
-        pid != self(),
-        {:backtrace, backtrace} <- [Process.info(pid, :backtrace)],
-        String.contains?(backtrace, marker),
-        do: pid
+  def fun_holders(modules) do
+    # One backtrace per process for the whole batch: taking them is the cost.
+    backtraces =
+      for pid <- Process.list(),
+          pid != self(),
+          {:backtrace, backtrace} <- [Process.info(pid, :backtrace)],
+          do: {pid, backtrace}
+
+    Map.new(modules, fn module ->
+      marker = "#Fun<#{module}."
+      {module, for({pid, backtrace} <- backtraces, String.contains?(backtrace, marker), do: pid)}
+    end)
   end
 
   @doc "Processes executing old code of `module`."

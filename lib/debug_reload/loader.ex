@@ -285,8 +285,10 @@ defmodule DebugReload.Loader do
   # they keep working, but the next reload of the module purges that code
   # (a held fun then raises :badfun), so they are named now.
   defp fun_warnings(infos) do
+    fun_holders = infos |> Enum.map(& &1.module) |> Guards.fun_holders()
+
     for info <- infos,
-        holders = Enum.uniq(Guards.old_code_holders(info.module) ++ Guards.fun_holders(info.module)),
+        holders = Enum.uniq(Guards.old_code_holders(info.module) ++ fun_holders[info.module]),
         holders != [],
         do:
           "#{inspect(info.module)}: #{Guards.describe_pids(holders)} still run code or hold funs of the old version; " <>
