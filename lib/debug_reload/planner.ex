@@ -33,7 +33,7 @@ defmodule DebugReload.Planner do
   `:explanation` the same as one line of text.
   """
 
-  alias DebugReload.{Manifest, Native, Project}
+  alias DebugReload.{Manifest, Native, Project, Staleness}
 
   defstruct [:root, :layouts, :manifest, :graph, :error]
 
@@ -170,7 +170,7 @@ defmodule DebugReload.Planner do
 
   def changed_since_compile(%__MODULE__{} = planner) do
     known = Map.new(planner.manifest.sources, &{&1.path, &1})
-    manifest_mtimes = Map.new(planner.layouts, &{&1.app, mtime(Manifest.elixir_manifest(&1))})
+    manifest_mtimes = Map.new(planner.layouts, &{&1.app, Staleness.mtime(Manifest.elixir_manifest(&1))})
 
     ebins = Map.new(planner.layouts, &{&1.app, &1.ebin})
 
@@ -369,8 +369,8 @@ defmodule DebugReload.Planner do
   # Mix's Erlang compiler: the source or a header it includes is newer
   # than the beam.
   defp edited?(%{kind: :erlang, modules: [module]} = source, _manifest_mtime, ebin) do
-    beam = mtime(Path.join(ebin, "#{module}.beam"))
-    beam == nil or Enum.any?([source.path | source.includes], &((mtime(&1) || 0) > beam))
+    beam = Staleness.mtime(Path.join(ebin, "#{module}.beam"))
+    beam == nil or Enum.any?([source.path | source.includes], &((Staleness.mtime(&1) || 0) > beam))
   end
 
   defp edited?(%{kind: :elixir, size: size, digest: digest} = source, manifest_mtime, _ebin) do
@@ -398,11 +398,4 @@ defmodule DebugReload.Planner do
   end
 
   defp same_digest?(_path, _digest), do: false
-
-  defp mtime(path) do
-    case File.stat(path, time: :posix) do
-      {:ok, %{mtime: mtime}} -> mtime
-      _ -> nil
-    end
-  end
 end

@@ -75,7 +75,9 @@ defmodule DebugReload.Staleness do
     end
   end
 
-  defp mtime(path) do
+  @doc "A file's mtime in POSIX seconds (Mix's resolution), or nil if it cannot be read."
+  @spec mtime(String.t()) :: integer() | nil
+  def mtime(path) do
     case File.stat(path, time: :posix) do
       {:ok, %{mtime: mtime}} -> mtime
       _ -> nil
