@@ -34,8 +34,8 @@ defmodule DebugReload.ClusterTest do
 
     project =
       Project.create(%{
-        "lib/calc.ex" => value_source(calc, 1),
-        "lib/native.ex" => value_source(native, 1)
+        "lib/calc.ex" => Project.value_source(calc, 1),
+        "lib/native.ex" => Project.value_source(native, 1)
       })
 
     peers = for i <- 1..3, do: start_peer(n, i, project)
@@ -95,17 +95,6 @@ defmodule DebugReload.ClusterTest do
     :exit, _ -> :ok
   end
 
-  defp value_source(mod, value) do
-    """
-    defmodule #{inspect(mod)} do
-      def value do
-        x = #{value}
-        x
-      end
-    end
-    """
-  end
-
   defp on_every_node(ctx, module) do
     for node <- ctx.nodes, into: %{}, do: {node, :erpc.call(node, module, :value, [], 10_000)}
   end
@@ -114,8 +103,8 @@ defmodule DebugReload.ClusterTest do
     :ok = :int.break(ctx.calc, 3)
     :ok = :int.disable_break(ctx.calc, 3)
 
-    Project.write(ctx.project, "lib/calc.ex", value_source(ctx.calc, 2))
-    Project.write(ctx.project, "lib/native.ex", value_source(ctx.native, 2))
+    Project.write(ctx.project, "lib/calc.ex", Project.value_source(ctx.calc, 2))
+    Project.write(ctx.project, "lib/native.ex", Project.value_source(ctx.native, 2))
     assert {:ok, report} = DebugReload.reload(server: ctx.server)
     assert Enum.any?(report.modules, &(&1.module == ctx.calc and &1.action == :reinterpreted))
 
@@ -133,8 +122,8 @@ defmodule DebugReload.ClusterTest do
   end
 
   test "a node that stops answering and disconnects mid-reload rolls the reload back everywhere", ctx do
-    Project.write(ctx.project, "lib/native.ex", value_source(ctx.native, 2))
-    Project.write(ctx.project, "lib/calc.ex", value_source(ctx.calc, 2))
+    Project.write(ctx.project, "lib/native.ex", Project.value_source(ctx.native, 2))
+    Project.write(ctx.project, "lib/calc.ex", Project.value_source(ctx.calc, 2))
     [_, _, {last_peer, last}] = ctx.peers
 
     # Its code server stops serving, then the node goes away while the

@@ -17,9 +17,9 @@ defmodule DebugReload.GuardsTest do
 
     files = %{
       "lib/busy.ex" => busy_source(busy, 1),
-      "lib/interp.ex" => value_source(interpreted, 1, ""),
+      "lib/interp.ex" => Project.value_source(interpreted, 1),
       "lib/shape.ex" => shape_source(proto, circle, nil),
-      "lib/funs.ex" => value_source(funs, 1, "  def make, do: fn -> value() end\n")
+      "lib/funs.ex" => Project.value_source(funs, 1, "  def make, do: fn -> value() end\n")
     }
 
     project = Project.create(files)
@@ -45,17 +45,6 @@ defmodule DebugReload.GuardsTest do
     opts = [project: ctx.project.root, name: ctx.name, mix_env: "dev"] ++ opts
     start_supervised!({DebugReload, opts}, id: ctx.name)
     DebugReload.pending(ctx.name)
-  end
-
-  defp value_source(mod, value, extra) do
-    """
-    defmodule #{inspect(mod)} do
-    #{extra}  def value do
-        x = #{value}
-        x
-      end
-    end
-    """
   end
 
   # `hold/1` waits inside the module (natively) until told to go.
@@ -160,7 +149,7 @@ defmodule DebugReload.GuardsTest do
     start_manager(ctx)
     :ok = :int.break(ctx.interpreted, 3)
     on_load = "  @on_load :ready\n  def ready, do: :ok\n"
-    Project.write(ctx.project, "lib/interp.ex", value_source(ctx.interpreted, 2, on_load))
+    Project.write(ctx.project, "lib/interp.ex", Project.value_source(ctx.interpreted, 2, on_load))
 
     assert {:ok, report} = DebugReload.reload(server: ctx.name)
 
@@ -176,7 +165,7 @@ defmodule DebugReload.GuardsTest do
   test "a new module without debug_info matching the patterns is loaded natively with a warning", ctx do
     start_manager(ctx, interpret: ["#{inspect(ctx.interpreted)}*"])
     plain = Module.concat(ctx.interpreted, Plain)
-    source = value_source(plain, 7, "  @compile {:debug_info, false}\n")
+    source = Project.value_source(plain, 7, "  @compile {:debug_info, false}\n")
     Project.write(ctx.project, "lib/plain.ex", source)
 
     assert {:ok, report} = DebugReload.reload(server: ctx.name)
@@ -196,7 +185,7 @@ defmodule DebugReload.GuardsTest do
       start_manager(ctx)
       path = Project.path(ctx.project, unquote(file))
       before = File.read(path)
-      Project.write(ctx.project, "lib/interp.ex", value_source(ctx.interpreted, 2, ""))
+      Project.write(ctx.project, "lib/interp.ex", Project.value_source(ctx.interpreted, 2))
 
       case unquote(edit) do
         :append -> File.write!(path, "\n# edited\n", [:append])
@@ -245,7 +234,7 @@ defmodule DebugReload.GuardsTest do
     Project.write(
       ctx.project,
       "lib/funs.ex",
-      value_source(ctx.funs, 2, "  def make, do: fn -> value() end\n")
+      Project.value_source(ctx.funs, 2, "  def make, do: fn -> value() end\n")
     )
 
     assert {:ok, report} = DebugReload.reload(server: ctx.name)

@@ -16,9 +16,9 @@ defmodule DebugReload.TransactionsTest do
     counter = Module.concat([ns, "Counter"])
 
     files =
-      Map.new(Enum.with_index(interpreted, 1), fn {m, i} -> {"lib/i#{i}.ex", value_source(m, 1)} end)
-      |> Map.put("lib/native.ex", value_source(native, 1))
-      |> Map.put("lib/gone.ex", value_source(gone, 1))
+      Map.new(Enum.with_index(interpreted, 1), fn {m, i} -> {"lib/i#{i}.ex", Project.value_source(m, 1)} end)
+      |> Map.put("lib/native.ex", Project.value_source(native, 1))
+      |> Map.put("lib/gone.ex", Project.value_source(gone, 1))
       |> Map.put("lib/counter.ex", counter_source(counter, :v1))
 
     project = Project.create(files)
@@ -50,17 +50,6 @@ defmodule DebugReload.TransactionsTest do
 
   def never(_bindings), do: false
 
-  defp value_source(mod, value) do
-    """
-    defmodule #{inspect(mod)} do
-      def value do
-        x = #{value}
-        x
-      end
-    end
-    """
-  end
-
   # v1 keeps a bare integer; v2 keeps %{count: n} and migrates v1 state.
   defp counter_source(mod, :v1) do
     """
@@ -85,9 +74,9 @@ defmodule DebugReload.TransactionsTest do
 
   defp edit_everything(ctx) do
     for {m, i} <- Enum.with_index(ctx.interpreted, 1),
-        do: Project.write(ctx.project, "lib/i#{i}.ex", value_source(m, 2))
+        do: Project.write(ctx.project, "lib/i#{i}.ex", Project.value_source(m, 2))
 
-    Project.write(ctx.project, "lib/native.ex", value_source(ctx.native, 2))
+    Project.write(ctx.project, "lib/native.ex", Project.value_source(ctx.native, 2))
     Project.write(ctx.project, "lib/counter.ex", counter_source(ctx.counter, :v2))
     File.rm!(Project.path(ctx.project, "lib/gone.ex"))
   end
@@ -135,7 +124,7 @@ defmodule DebugReload.TransactionsTest do
   test "a failing code_change/3 keeps the process's old state and old code", ctx do
     failing = String.replace(counter_source(ctx.counter, :v2), "{:ok, %{count: n}}", "raise \"no\"")
     Project.write(ctx.project, "lib/counter.ex", failing)
-    Project.write(ctx.project, "lib/native.ex", value_source(ctx.native, 2))
+    Project.write(ctx.project, "lib/native.ex", Project.value_source(ctx.native, 2))
 
     assert {:error, report} = DebugReload.reload(server: ctx.server, migrate: [ctx.counter_pid])
     assert report.error =~ "code_change/3"

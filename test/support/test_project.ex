@@ -56,6 +56,21 @@ defmodule DebugReload.Test.Project do
 
   def path(project, rel), do: Path.join(project.root, rel)
 
+  @doc """
+  A module whose `value/0` returns `value` from a statement of its own on
+  line 3 (a place for breakpoints), with `extra` code before it.
+  """
+  def value_source(mod, value, extra \\ "") do
+    """
+    defmodule #{inspect(mod)} do
+    #{extra}  def value do
+        x = #{value}
+        x
+      end
+    end
+    """
+  end
+
   @doc "Runs mix in a fresh OS process in the project."
   def mix(project, args) do
     System.cmd("mix", args,
