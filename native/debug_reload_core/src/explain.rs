@@ -406,30 +406,22 @@ impl<'a> Explainer<'a> {
                 ));
                 Cursor::Recompiled(other)
             }
-            Some(Cause::Includes(header)) => {
-                let detail = Some(self.rel(header));
-                steps.push(self.step(
-                    name,
-                    Subject::Module,
-                    Relation::Includes,
-                    detail,
-                    Some(file),
-                ));
-                steps.push(self.file_root(header, Relation::Changed));
-                Cursor::Done
-            }
-            Some(Cause::ExternalChanged(resource)) => {
-                let detail = Some(self.rel(resource));
-                steps.push(self.step(
-                    name,
-                    Subject::Module,
-                    Relation::ExternalResource,
-                    detail,
-                    Some(file),
-                ));
-                steps.push(self.file_root(resource, Relation::Changed));
-                Cursor::Done
-            }
+            Some(Cause::Includes(header)) => self.changed_input(
+                name,
+                Subject::Module,
+                Relation::Includes,
+                header,
+                file,
+                steps,
+            ),
+            Some(Cause::ExternalChanged(resource)) => self.changed_input(
+                name,
+                Subject::Module,
+                Relation::ExternalResource,
+                resource,
+                file,
+                steps,
+            ),
             _ => Cursor::Done,
         }
     }
@@ -453,30 +445,22 @@ impl<'a> Explainer<'a> {
                 ));
                 Cursor::Recompiled(module)
             }
-            Some(Cause::Includes(header)) => {
-                let detail = Some(self.rel(header));
-                steps.push(self.step(
-                    subject,
-                    Subject::File,
-                    Relation::Includes,
-                    detail,
-                    Some(file),
-                ));
-                steps.push(self.file_root(header, Relation::Changed));
-                Cursor::Done
-            }
-            Some(Cause::ExternalChanged(resource)) => {
-                let detail = Some(self.rel(resource));
-                steps.push(self.step(
-                    subject,
-                    Subject::File,
-                    Relation::ExternalResource,
-                    detail,
-                    Some(file),
-                ));
-                steps.push(self.file_root(resource, Relation::Changed));
-                Cursor::Done
-            }
+            Some(Cause::Includes(header)) => self.changed_input(
+                subject,
+                Subject::File,
+                Relation::Includes,
+                header,
+                file,
+                steps,
+            ),
+            Some(Cause::ExternalChanged(resource)) => self.changed_input(
+                subject,
+                Subject::File,
+                Relation::ExternalResource,
+                resource,
+                file,
+                steps,
+            ),
             _ => Cursor::Done,
         }
     }
@@ -560,6 +544,24 @@ impl<'a> Explainer<'a> {
             Root::RecompileCallback => (Relation::RecompileCallback, None),
             Root::ConfigChanged => (Relation::ConfigChanged, None),
         }
+    }
+
+    /// `file` (defining `subject`) recompiled because `input`, a header it
+    /// includes or an external resource it declares, changed: that is
+    /// where the chain ends.
+    fn changed_input(
+        &self,
+        subject: String,
+        kind: Subject,
+        relation: Relation,
+        input: Id,
+        file: Id,
+        steps: &mut Vec<Step>,
+    ) -> Cursor {
+        let detail = Some(self.rel(input));
+        steps.push(self.step(subject, kind, relation, detail, Some(file)));
+        steps.push(self.file_root(input, Relation::Changed));
+        Cursor::Done
     }
 
     fn file_root(&self, file: Id, relation: Relation) -> Step {
