@@ -365,7 +365,7 @@ defmodule DebugReload.CodeReloadManager do
       with path when is_binary(path) <- path,
            {:ok, info} <- Beam.read(path, Map.get(state.beams, path, "")) do
         state
-        |> put_in([Access.key(:interpreted), module], interpreted_entry(info))
+        |> put_in([Access.key(:interpreted), module], Loader.interpreted_entry(info))
         |> remember_text(info.source)
       else
         _ -> state
@@ -374,8 +374,6 @@ defmodule DebugReload.CodeReloadManager do
   end
 
   defp existing(path), do: if(File.regular?(path), do: path)
-
-  defp interpreted_entry(info), do: Loader.interpreted_entry(info)
 
   # Only a text that matches the snapshot digest is the old text.
   defp remember_text(state, nil), do: state
