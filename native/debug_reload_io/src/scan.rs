@@ -1,5 +1,6 @@
 //! Walks source directories and digests file contents.
 
+use crate::cache;
 use debug_reload_core::changes::Snapshot;
 use std::fs;
 use std::io;
@@ -26,7 +27,7 @@ pub fn digest_file(path: &Path) -> io::Result<String> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
-/// Digests every file below `roots` whose name ends with one of
+/// Digests (see [`cache`]) every file below `roots` whose name ends with one of
 /// `extensions`, skipping [`IGNORED_DIRS`]. A root that does not exist is
 /// simply empty: projects often have no `src/` or `test/support/`.
 pub fn scan(roots: &[String], extensions: &[String]) -> (Snapshot, Vec<ScanError>) {
@@ -37,7 +38,7 @@ pub fn scan(roots: &[String], extensions: &[String]) -> (Snapshot, Vec<ScanError
     }
     let mut snapshot = Snapshot::new();
     for path in files {
-        match digest_file(Path::new(&path)) {
+        match cache::digest_with(&path, digest_file) {
             Ok(digest) => {
                 snapshot.insert(path, digest);
             }
@@ -58,7 +59,7 @@ pub fn digest_paths(paths: &[String]) -> (Snapshot, Vec<ScanError>) {
     let mut snapshot = Snapshot::new();
     let mut errors = Vec::new();
     for path in paths {
-        match digest_file(Path::new(path)) {
+        match cache::digest_with(path, digest_file) {
             Ok(digest) => {
                 snapshot.insert(path.clone(), digest);
             }
