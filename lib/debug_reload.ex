@@ -54,6 +54,18 @@ defmodule DebugReload do
     GenServer.call(server, {:reload, opts}, timeout)
   end
 
+  @doc """
+  Waits until Mix's manifests agree with the loaded code.
+
+  A reload that compiled only its planned files lets Mix's compile task
+  catch up in the background (see `DebugReload.CodeReloadManager`); the
+  next reload waits for it anyway. Call this before running `mix compile`
+  yourself, or before reading Mix's manifests, right after a reload.
+  """
+  @spec await_sync(GenServer.server(), timeout()) :: :ok
+  def await_sync(server \\ __MODULE__, timeout \\ 300_000),
+    do: GenServer.call(server, :await_sync, timeout)
+
   @doc "Processes still finishing a call on old code, with their modules."
   @spec pending(GenServer.server()) :: %{pid() => [module()]}
   def pending(server \\ __MODULE__), do: GenServer.call(server, :pending)

@@ -12,13 +12,22 @@ defmodule DebugReload.Beam do
   @doc "Reads a beam file; `digest` is its content digest from the scan."
   @spec read(String.t(), String.t()) :: {:ok, info()} | {:error, String.t()}
   def read(path, digest) do
-    with {:ok, binary} <- File.read(path),
-         {:ok, {module, [compile_info: info]}} <- :beam_lib.chunks(binary, [:compile_info]) do
-      source = with s when is_list(s) <- Keyword.get(info, :source), do: List.to_string(s)
-      {:ok, %{module: module, path: path, digest: digest, source: source, binary: binary}}
-    else
-      {:error, :beam_lib, reason} -> {:error, "invalid beam #{path}: #{inspect(reason)}"}
+    case File.read(path) do
+      {:ok, binary} -> from_binary(path, digest, binary)
       {:error, reason} -> {:error, "cannot read #{path}: #{:file.format_error(reason)}"}
+    end
+  end
+
+  @doc "The facts of a beam `binary` that belongs at `path`."
+  @spec from_binary(String.t(), String.t(), binary()) :: {:ok, info()} | {:error, String.t()}
+  def from_binary(path, digest, binary) do
+    case :beam_lib.chunks(binary, [:compile_info]) do
+      {:ok, {module, [compile_info: info]}} ->
+        source = with s when is_list(s) <- Keyword.get(info, :source), do: List.to_string(s)
+        {:ok, %{module: module, path: path, digest: digest, source: source, binary: binary}}
+
+      {:error, :beam_lib, reason} ->
+        {:error, "invalid beam #{path}: #{inspect(reason)}"}
     end
   end
 

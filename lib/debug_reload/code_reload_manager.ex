@@ -4,8 +4,17 @@ defmodule DebugReload.CodeReloadManager do
 
   A reload flows one way:
 
-      sources changed (Rust digests) → compile (worker node) → changed beams
-        → load natively / re-interpret → move breakpoints → report
+      sources changed (Rust digests) → plan → compile (worker node)
+        → changed beams → load natively / re-interpret → move breakpoints
+        → report
+
+  The compile takes one of two paths. When the plan can say exactly what
+  Mix would recompile (Elixir sources of the project's own app, no file
+  added or removed, no export change that recompiles other files), the
+  worker compiles just those files and hands the beams back (`:planned`);
+  Mix's compile task then catches up in the background (the *sync*) and
+  the next reload waits for it. Otherwise Mix's compile task runs
+  (`:mix`) and the changed beams are found on disk.
 
   The manager keeps the state each step compares against: the digests of
   the sources and beams the loaded code came from, the text of the sources
@@ -38,6 +47,9 @@ defmodule DebugReload.CodeReloadManager do
     * `:auto` - watch the sources and reload on every save (default
       `false`); see `DebugReload.watch/1`
     * `:debounce` - the watcher's debounce window in ms (default 100)
+    * `:compile` - `:planned` (default: compile the planned files when the
+      plan is exact, else run Mix's compile task) or `:mix` (always run
+      Mix's compile task)
   """
   use GenServer
   require Logger
@@ -75,6 +87,14 @@ defmodule DebugReload.CodeReloadManager do
     migrate_extra: [],
     nodes: :connected,
     node_timeout: 5_000,
+    compile: :planned,
+    # a planned compile ran; Mix's compile task is catching up in the worker
+    sync_pending: false,
+    # the last sync left the beams on disk other than the loaded ones (or
+    # failed): the next reload runs Mix's compile task and compares beams
+    full_compile: false,
+    # beam path => digest: beams a sync wrote from a newer save of a file
+    stray_beams: %{},
     retry_timer: nil,
     # options of the reload call being served (on_busy, migrate, ...)
     call_opts: [],
@@ -125,7 +145,7 @@ defmodule DebugReload.CodeReloadManager do
     if File.regular?(Path.join(root, "mix.exs")) do
       Process.flag(:trap_exit, true)
       env = to_string(Keyword.get_lazy(opts, :mix_env, &default_env/0))
-      {:ok, worker} = CompileWorker.start_link(root: root, env: env)
+      {:ok, worker} = CompileWorker.start_link(root: root, env: env, owner: self())
 
       state = %__MODULE__{
         root: root,
@@ -139,6 +159,7 @@ defmodule DebugReload.CodeReloadManager do
         migrate_extra: Keyword.get(opts, :migrate_extra, []),
         nodes: Keyword.get(opts, :nodes, :connected),
         node_timeout: Keyword.get(opts, :node_timeout, 5_000),
+        compile: compile_option(Keyword.get(opts, :compile, :planned)),
         restart_files: Guards.restart_files(root),
         auto: if(Keyword.get(opts, :auto, false), do: Keyword.take(opts, [:debounce]))
       }
@@ -150,6 +171,11 @@ defmodule DebugReload.CodeReloadManager do
       {:stop, {:not_a_mix_project, root}}
     end
   end
+
+  defp compile_option(mode) when mode in [:planned, :mix], do: mode
+
+  defp compile_option(other),
+    do: raise(ArgumentError, "compile must be :planned or :mix, got: #{inspect(other)}")
 
   defp default_env do
     cond do
@@ -216,6 +242,8 @@ defmodule DebugReload.CodeReloadManager do
 
   def handle_call(:pending, _from, state), do: {:reply, state.pending, state}
 
+  def handle_call(:await_sync, _from, state), do: {:reply, :ok, settle_sync(state)}
+
   def handle_call({:subscribe, pid}, _from, state) do
     ref = Process.monitor(pid)
     {:reply, :ok, put_in(state.subscribers[pid], ref)}
@@ -258,13 +286,18 @@ defmodule DebugReload.CodeReloadManager do
 
   def handle_info({:EXIT, worker, reason}, %{worker: worker} = state) do
     Logger.warning("debug_reload: compile worker exited (#{inspect(reason)}); starting a new one")
-    {:ok, worker} = CompileWorker.start_link(root: state.root, env: state.env)
-    {:noreply, %{state | worker: worker}}
+    {:ok, worker} = CompileWorker.start_link(root: state.root, env: state.env, owner: self())
+    # A sync it was running is lost: let Mix's compile task check everything.
+    {:noreply,
+     %{state | worker: worker, full_compile: state.full_compile or state.sync_pending, sync_pending: false}}
   end
 
   # A batch from our watcher: the reload `reload/1` runs, reported to
   # subscribers like any other. A full one, not one scoped to the batch:
   # files the batch did not name may recompile too (a macro's users).
+  def handle_info({:debug_reload_sync_done, worker}, %{worker: worker} = state),
+    do: {:noreply, settle_sync(state)}
+
   def handle_info({:debug_reload_watch, ref, batch}, %{watcher: %Watcher{ref: ref}} = state) do
     %{project: sources, dependencies: deps} = Watcher.classify(batch, state.project)
     state = if sources == [], do: state, else: run_reload([], state) |> elem(1)
@@ -396,14 +429,16 @@ defmodule DebugReload.CodeReloadManager do
 
   defp reload(opts, state) do
     t0 = now()
+    state = settle_sync(state)
+    t0_plan = now()
     state = remember_interpreted(state, Interpreter.interpreted())
 
     with :ok <- check_restart_files(state),
          {:ok, scope} <- resolve_paths(Keyword.get(opts, :paths), state) do
       {current, _errors} = scan(scope, state)
-      changes = Native.diff_snapshots(state.sources, current, scope)
+      changes = diff_sources(state.sources, current, scope)
       files = Map.take(changes, [:changed, :added, :removed])
-      report = %Report{files: files, timings: %{plan_us: now() - t0}}
+      report = %Report{files: files, timings: sync_timing(%{plan_us: now() - t0_plan}, t0_plan - t0)}
 
       cond do
         empty?(changes) and not Keyword.get(opts, :force, false) ->
@@ -414,8 +449,11 @@ defmodule DebugReload.CodeReloadManager do
 
         true ->
           Staleness.ensure_visible(state.project, changes.changed ++ changes.added)
-          state = %{state | old_binaries: old_binaries(state), call_opts: opts}
-          compile_and_load(report, scope, current, Keyword.get(opts, :force, false), state)
+
+          compile_and_load(report, scope, current, Keyword.get(opts, :force, false), %{
+            state
+            | call_opts: opts
+          })
       end
     else
       {:error, message} -> {{:error, message, %Report{}}, state}
@@ -442,6 +480,11 @@ defmodule DebugReload.CodeReloadManager do
         into: state.rolled_back,
         do: {module, {path, binary}}
   end
+
+  # Most reloads of a whole project find nothing changed: equal maps
+  # need no diff.
+  defp diff_sources(same, same, nil), do: %{changed: [], added: [], removed: [], unchanged: map_size(same)}
+  defp diff_sources(previous, current, scope), do: Native.diff_snapshots(previous, current, scope)
 
   defp empty?(changes), do: changes.changed == [] and changes.added == [] and changes.removed == []
 
@@ -491,22 +534,137 @@ defmodule DebugReload.CodeReloadManager do
     }
   end
 
+  # Waiting for the previous reload's sync is reported apart from planning.
+  defp sync_timing(timings, waited_us) when waited_us >= 1_000, do: Map.put(timings, :sync_us, waited_us)
+  defp sync_timing(timings, _waited_us), do: timings
+
   defp compile_and_load(report, scope, current, force?, state) do
     t0 = now()
-    result = CompileWorker.compile(state.worker, state.compile_timeout)
-    report = put_in(report.timings[:compile_us], now() - t0)
 
-    case result do
-      {:error, diagnostics, output} when is_list(diagnostics) ->
-        report = %{report | diagnostics: diagnostics}
-        {{:error, compile_error_message(diagnostics, output), report}, state}
+    case planned_compile(report.files, scope, force?, state) do
+      {:planned, {:ok, compiled, diagnostics, _output}} ->
+        report = %{
+          put_in(report.timings[:compile_us], now() - t0)
+          | diagnostics: diagnostics,
+            compiler: :planned
+        }
 
-      {:error, message} ->
-        {{:error, message, report}, state}
+        load_compiled(report, compiled, current, %{state | sync_pending: true})
 
-      {_ok, diagnostics, _output} ->
-        load_changes(%{report | diagnostics: diagnostics}, scope, current, force?, state)
+      {:planned, result} ->
+        compile_failed(%{put_in(report.timings[:compile_us], now() - t0) | compiler: :planned}, result, state)
+
+      {:mix, reason} ->
+        Logger.debug("debug_reload: running Mix's compile task: #{reason}")
+        state = %{state | old_binaries: old_binaries(state), full_compile: false, stray_beams: %{}}
+        result = CompileWorker.compile(state.worker, state.compile_timeout)
+        report = %{put_in(report.timings[:compile_us], now() - t0) | compiler: :mix}
+
+        case result do
+          {status, diagnostics, _output} when status in [:ok, :noop] ->
+            load_changes(%{report | diagnostics: diagnostics}, scope, current, force?, state)
+
+          error ->
+            compile_failed(report, error, state)
+        end
     end
+  end
+
+  defp compile_failed(report, {:error, diagnostics, output}, state) when is_list(diagnostics) do
+    report = %{report | diagnostics: diagnostics}
+    {{:error, compile_error_message(diagnostics, output), report}, state}
+  end
+
+  defp compile_failed(report, {:error, message}, state), do: {{:error, message, report}, state}
+
+  # The planned compile needs the whole project in view (no `paths:`
+  # scope, no forced reload) and a plan as exact as Mix's.
+  defp planned_compile(changes, nil, false, %{compile: :planned, full_compile: false} = state) do
+    with :ok <- only_edits(changes),
+         plan = Planner.plan(state.planner, changes, locate: false),
+         {:ok, spec} <- Planner.compile_spec(state.planner, plan) do
+      case CompileWorker.compile_planned(state.worker, spec, state.compile_timeout) do
+        {:fallback, reason} -> {:mix, reason}
+        result -> {:planned, result}
+      end
+    else
+      {:error, reason} -> {:mix, reason}
+    end
+  end
+
+  defp planned_compile(_changes, _scope, _force?, %{full_compile: true}),
+    do: {:mix, "the beams on disk may differ from the loaded ones"}
+
+  defp planned_compile(_changes, _scope, _force?, _state), do: {:mix, "a scoped, forced or Mix-only reload"}
+
+  defp only_edits(%{added: [], removed: []}), do: :ok
+  defp only_edits(_changes), do: {:error, "files were added or removed"}
+
+  # Mix's compile task has caught up with a planned compile (or the reload
+  # about to start waits for it): the graph follows Mix's new manifests.
+  # When a file was saved again while it ran, Mix compiled the newer text:
+  # those beams (strays) are loaded by the next reload, which plans that
+  # file anyway. A failed sync, or modules Mix removed, make the next
+  # reload run Mix's compile task and compare every beam.
+  defp settle_sync(%{sync_pending: false} = state), do: state
+
+  defp settle_sync(state) do
+    result = CompileWorker.await_sync(state.worker, state.compile_timeout)
+    {beams, _errors} = Native.scan_sources(Project.beam_dirs(state.project), [".beam"])
+    diff = Native.diff_snapshots(state.beams, beams, nil)
+    in_step? = synced?(result) and diff.removed == []
+
+    unless in_step?,
+      do: Logger.debug("debug_reload: Mix's compile after a planned compile: #{inspect(result, limit: 5)}")
+
+    %{
+      state
+      | sync_pending: false,
+        full_compile: not in_step?,
+        stray_beams: Map.take(beams, diff.changed ++ diff.added),
+        planner: Planner.refresh(state.planner)
+    }
+  end
+
+  defp synced?({status, _diagnostics, _output}), do: status in [:ok, :noop]
+  defp synced?(_result), do: false
+
+  # The beams a planned compile returned: those whose content changed are
+  # loaded; the ones they replaced are the way back.
+  defp load_compiled(report, compiled, current, state) do
+    t0 = now()
+    digests = Map.new(compiled, &{&1.path, Native.digest_binary(&1.binary)})
+    fresh = Enum.reject(compiled, &(Map.get(state.beams, &1.path) == digests[&1.path]))
+    {added, changed} = Enum.split_with(fresh, &(not Map.has_key?(state.beams, &1.path)))
+    beam_changes = %{changed: Enum.map(changed, & &1.path), added: Enum.map(added, & &1.path), removed: []}
+
+    plan =
+      Planner.resolve_compiled(state.planner, report.files, Map.new(compiled, &{&1.module, &1.export}), %{
+        changed: Enum.map(fresh, & &1.module)
+      })
+
+    report = %{report | plan: plan, warnings: report.warnings ++ plan.warnings}
+
+    {loads, skipped, errors} =
+      collect_beams(fresh, &Beam.from_binary(&1.path, digests[&1.path], &1.binary), & &1.path)
+
+    strays = Map.drop(state.stray_beams, Map.keys(digests))
+    {stray_loads, stray_skipped, stray_errors} = read_beams(Map.keys(strays), strays)
+    beam_changes = %{beam_changes | changed: beam_changes.changed ++ Map.keys(strays)}
+    read = {loads ++ stray_loads, skipped ++ stray_skipped, errors ++ stray_errors}
+    beams = state.beams |> Map.merge(strays) |> Map.merge(digests)
+    state = %{state | old_binaries: compiled_old_binaries(compiled, state), stray_beams: %{}}
+    load_read(report, {nil, current, t0}, read, {beams, beam_changes}, state)
+  end
+
+  defp compiled_old_binaries(compiled, state) do
+    for %{module: module, path: path, old_binary: binary} <- compiled,
+        is_binary(binary),
+        not Map.has_key?(state.interpreted, module),
+        not Map.has_key?(state.rolled_back, module),
+        :code.is_loaded(module) != false,
+        into: state.rolled_back,
+        do: {module, {path, binary}}
   end
 
   # The compile rewrote Mix's manifests: the plan, resolved with the new
@@ -545,12 +703,17 @@ defmodule DebugReload.CodeReloadManager do
     {beams, _} = Native.scan_sources(Project.beam_dirs(state.project), [".beam"])
     beam_changes = Native.diff_snapshots(state.beams, beams, nil)
     {report, state} = resolve_plan(report, beam_changes, state)
-    sources_in_scope = if scope, do: MapSet.new(scope), else: nil
 
-    {loads, skipped, errors} =
+    read =
       (beam_changes.changed ++ beam_changes.added ++ forced_beams(force?, scope, current, state))
       |> Enum.uniq()
       |> read_beams(beams)
+
+    load_read(report, {scope, current, t0}, read, {beams, beam_changes}, state)
+  end
+
+  defp load_read(report, {scope, current, t0}, {loads, skipped, errors}, {beams, beam_changes}, state) do
+    sources_in_scope = if scope, do: MapSet.new(scope), else: nil
 
     {loads, not_run} =
       loads
@@ -692,11 +855,15 @@ defmodule DebugReload.CodeReloadManager do
         do: path
   end
 
-  defp read_beams(paths, digests) do
-    Enum.reduce(paths, {[], [], []}, fn path, {ok, skipped, errors} ->
-      case Beam.read(path, Map.get(digests, path, "")) do
+  defp read_beams(paths, digests),
+    do: collect_beams(paths, &Beam.read(&1, Map.get(digests, &1, "")), & &1)
+
+  # {infos, skipped paths, error messages}
+  defp collect_beams(items, read, path_of) do
+    Enum.reduce(items, {[], [], []}, fn item, {ok, skipped, errors} ->
+      case read.(item) do
         {:ok, info} -> {[info | ok], skipped, errors}
-        {:error, message} -> {ok, [path | skipped], [message | errors]}
+        {:error, message} -> {ok, [path_of.(item) | skipped], [message | errors]}
       end
     end)
     |> then(fn {ok, skipped, errors} -> {Enum.reverse(ok), skipped, Enum.reverse(errors)} end)
@@ -763,13 +930,10 @@ defmodule DebugReload.CodeReloadManager do
     deferred = for %{action: :deferred, module: m} <- entries, into: MapSet.new(), do: m
 
     Enum.reduce(current, Map.drop(previous, MapSet.to_list(loaded_paths)), fn {path, digest}, acc ->
-      module = Beam.module_from_path(path)
-
-      cond do
-        path in skipped or MapSet.member?(deferred, module) -> acc
-        MapSet.member?(loaded_paths, path) or not Map.has_key?(previous, path) -> Map.put(acc, path, digest)
-        true -> acc
-      end
+      if (MapSet.member?(loaded_paths, path) or not Map.has_key?(previous, path)) and path not in skipped and
+           not MapSet.member?(deferred, Beam.module_from_path(path)),
+         do: Map.put(acc, path, digest),
+         else: acc
     end)
   end
 

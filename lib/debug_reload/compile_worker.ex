@@ -33,9 +33,46 @@ defmodule DebugReload.CompileWorker do
   @spec compile(GenServer.server(), timeout()) :: compile_result() | {:error, String.t()}
   def compile(worker, timeout), do: GenServer.call(worker, {:compile, timeout}, timeout + 1_000)
 
+  @typedoc "A module a planned compile wrote: its new beam, the beam it replaced, its export digest."
+  @type compiled :: %{
+          module: module(),
+          path: String.t(),
+          binary: binary(),
+          old_binary: binary() | nil,
+          export: binary() | nil
+        }
+
+  @doc """
+  Compiles the files of `spec` (see `DebugReload.Planner.compile_spec/2`)
+  in the worker node and starts the sync. `{:fallback, reason}`: the
+  compile needs Mix's task; nothing was written.
+  """
+  @spec compile_planned(GenServer.server(), map(), timeout()) ::
+          {:ok, [compiled()], [DebugReload.Report.diagnostic()], String.t()}
+          | {:error, [DebugReload.Report.diagnostic()], String.t()}
+          | {:fallback, String.t()}
+          | {:error, String.t()}
+  def compile_planned(worker, spec, timeout),
+    do: GenServer.call(worker, {:compile_planned, spec, timeout}, 2 * timeout + 1_000)
+
+  @doc """
+  Waits for the sync that followed the last planned compile: its
+  `compile/2` result, or `:none` when there was none since the last call.
+  """
+  @spec await_sync(GenServer.server(), timeout()) :: compile_result() | {:error, String.t()} | :none
+  def await_sync(worker, timeout), do: GenServer.call(worker, {:await_sync, timeout}, timeout + 1_000)
+
   @impl true
   def init(opts) do
-    state = %{root: Keyword.fetch!(opts, :root), env: Keyword.fetch!(opts, :env), peer: nil, project: nil}
+    state = %{
+      root: Keyword.fetch!(opts, :root),
+      env: Keyword.fetch!(opts, :env),
+      owner: Keyword.get(opts, :owner),
+      peer: nil,
+      project: nil,
+      sync: nil
+    }
+
     {:ok, state, {:continue, :boot}}
   end
 
@@ -51,22 +88,33 @@ defmodule DebugReload.CompileWorker do
   end
 
   def handle_call({:compile, timeout}, _from, state) do
-    with {:ok, state} <- ensure_booted(state) do
-      try do
-        {:reply, :peer.call(state.peer, Remote, :compile, [], timeout), state}
-      catch
-        kind, reason ->
-          # A crashed or hung worker is replaced on the next request.
-          stop_peer(state)
-          message = "compile worker failed: #{Exception.format_banner(kind, reason)}"
-          {:reply, {:error, message}, %{state | peer: nil, project: nil}}
-      end
-    else
-      {{:error, reason}, state} -> {:reply, {:error, reason}, state}
+    state = finish_sync(state, timeout)
+    {reply, state} = remote(state, :compile, [], timeout)
+    {:reply, reply, state}
+  end
+
+  def handle_call({:compile_planned, spec, timeout}, _from, state) do
+    state = finish_sync(state, timeout)
+
+    case remote(state, :compile_planned, [spec], timeout) do
+      {{:ok, _, _, _} = reply, state} -> {:reply, reply, start_sync(state, timeout)}
+      {reply, state} -> {:reply, reply, state}
+    end
+  end
+
+  def handle_call({:await_sync, timeout}, _from, state) do
+    case finish_sync(state, timeout) do
+      %{sync: {:done, result}} = state -> {:reply, result, %{state | sync: nil}}
+      state -> {:reply, :none, state}
     end
   end
 
   @impl true
+  def handle_info({ref, result}, %{sync: {:running, %Task{ref: ref}}} = state) do
+    Process.demonitor(ref, [:flush])
+    {:noreply, sync_done(state, result)}
+  end
+
   def handle_info({:EXIT, peer, _reason}, %{peer: peer} = state),
     do: {:noreply, %{state | peer: nil, project: nil}}
 
@@ -74,6 +122,51 @@ defmodule DebugReload.CompileWorker do
 
   @impl true
   def terminate(_reason, state), do: stop_peer(state)
+
+  # A crashed or hung worker is replaced on the next request.
+  defp remote(state, function, args, timeout) do
+    case ensure_booted(state) do
+      {:ok, state} -> {:peer.call(state.peer, Remote, function, args, timeout), state}
+      {{:error, reason}, state} -> {{:error, reason}, state}
+    end
+  catch
+    kind, reason ->
+      stop_peer(state)
+      message = "compile worker failed: #{Exception.format_banner(kind, reason)}"
+      {{:error, message}, %{state | peer: nil, project: nil}}
+  end
+
+  # The sync runs in a task so that the worker still answers; it is the
+  # same `compile` a reload runs, on the same peer.
+  defp start_sync(%{peer: peer} = state, timeout) do
+    task =
+      Task.async(fn ->
+        try do
+          :peer.call(peer, Remote, :compile, [], timeout)
+        catch
+          kind, reason -> {:error, "sync failed: #{Exception.format_banner(kind, reason)}"}
+        end
+      end)
+
+    %{state | sync: {:running, task}}
+  end
+
+  defp finish_sync(%{sync: {:running, task}} = state, timeout) do
+    result = Task.yield(task, timeout) || Task.shutdown(task) || {:error, "sync timed out"}
+
+    case result do
+      {:ok, result} -> sync_done(state, result)
+      {:exit, reason} -> sync_done(state, {:error, "sync failed: #{inspect(reason)}"})
+      {:error, _} = error -> sync_done(state, error)
+    end
+  end
+
+  defp finish_sync(state, _timeout), do: state
+
+  defp sync_done(state, result) do
+    if state.owner, do: send(state.owner, {:debug_reload_sync_done, self()})
+    %{state | sync: {:done, result}}
+  end
 
   defp ensure_booted(%{peer: peer} = state) when is_pid(peer), do: {:ok, state}
 

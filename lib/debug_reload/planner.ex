@@ -143,6 +143,77 @@ defmodule DebugReload.Planner do
     end
   end
 
+  @doc """
+  What a compile of `plan`'s files must know to stand in for Mix's
+  compile task: the definite files (Elixir sources of one app that Mix
+  has compiled before), the modules they define with the export digests
+  Mix recorded, the app's ebin, and the modules whose export change would
+  recompile the plan's conditional files. `{:error, reason}` when only
+  Mix's compile task can do the compile.
+  """
+  @spec compile_spec(t(), plan()) :: {:ok, map()} | {:error, String.t()}
+  def compile_spec(%__MODULE__{manifest: nil}, _plan), do: {:error, "no dependency information"}
+
+  def compile_spec(%__MODULE__{} = planner, plan) do
+    definite = for %{certainty: :definite} = file <- plan.files, do: file
+    sources = Map.new(planner.manifest.sources, &{&1.path, &1})
+    apps = definite |> Enum.map(& &1.app) |> Enum.uniq()
+
+    cond do
+      plan.unknown != [] or plan.warnings != [] -> {:error, "the plan is incomplete"}
+      definite == [] -> {:error, "nothing to compile"}
+      Enum.any?(definite, &(&1.kind != :elixir)) -> {:error, "not only Elixir sources"}
+      length(apps) != 1 -> {:error, "files of more than one app"}
+      not Enum.all?(definite, &Map.has_key?(sources, &1.path)) -> {:error, "a file Mix never compiled"}
+      true -> {:ok, spec(planner, plan, definite, sources, hd(apps))}
+    end
+  end
+
+  defp spec(planner, plan, definite, sources, app) do
+    exports = Map.new(planner.manifest.modules, &{&1.name, &1.export})
+    modules = Enum.flat_map(definite, &sources[&1.path].modules)
+
+    conditions =
+      for %{certainty: :conditional, conditions: names} <- plan.files,
+          name <- names,
+          into: MapSet.new(),
+          do: module_named(name)
+
+    %{
+      app: app,
+      ebin: Enum.find_value(planner.layouts, &(&1.app == app && &1.ebin)),
+      files: Enum.map(definite, & &1.path),
+      exports: Map.new(modules, &{&1, exports[&1]}),
+      conditions: conditions
+    }
+  end
+
+  # The plan names modules as Elixir writes them: `Foo.Bar`, `:erlang_mod`.
+  defp module_named(":" <> atom), do: String.to_atom(atom)
+  defp module_named(name), do: String.to_atom("Elixir." <> name)
+
+  @doc """
+  The resolved plan after a compile of `compile_spec/2`'s files: `exports`
+  are the compiled modules' new export digests, `beams` the modules whose
+  beam changed. The graph is left as it is: Mix's manifests catch up
+  later, and `refresh/1` then updates it.
+  """
+  @spec resolve_compiled(t(), changes(), %{module() => binary() | nil}, beams()) :: plan()
+  def resolve_compiled(%__MODULE__{} = planner, changes, exports, beams) do
+    defined_in =
+      for %{path: path, modules: modules} <- planner.manifest.sources, m <- modules, into: %{}, do: {m, path}
+
+    outcome = %{
+      modules: for({module, export} <- exports, do: {module, export, defined_in[module]}),
+      gone: [],
+      beams_changed: Map.get(beams, :changed, []),
+      beams_added: [],
+      beams_removed: []
+    }
+
+    Native.plan_graph_plan(planner.graph, request(planner, changes, []), outcome, :term)
+  end
+
   @doc "Reads the manifests again and updates the graph, after a compile nobody planned."
   @spec refresh(t()) :: t()
   def refresh(%__MODULE__{graph: nil} = planner), do: new(planner.root, planner.layouts)

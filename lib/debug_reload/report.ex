@@ -27,7 +27,12 @@ defmodule DebugReload.Report do
     * `:files` - the source change set that triggered the reload.
     * `:timings` - microseconds: `:total_us` plus, when they ran,
       `:plan_us`, `:compile_us` and `:load_us` (which includes moving
-      breakpoints: they move inside the all-or-nothing load).
+      breakpoints: they move inside the all-or-nothing load), and `:sync_us`
+      when the reload first waited for Mix's compile task to catch up with
+      the previous planned compile.
+    * `:compiler` - how the reload compiled: `:planned` (the planned files
+      alone, in the worker node) or `:mix` (Mix's compile task); `nil` when
+      nothing was compiled.
     * `:total_modules` - modules known to the manager, for the summary.
     * `:error` - for `:error` reports, a one-line reason.
     * `:plan` - the reload plan (see `DebugReload.Planner`): before the
@@ -68,11 +73,13 @@ defmodule DebugReload.Report do
           files: %{changed: [String.t()], added: [String.t()], removed: [String.t()]},
           timings: %{required(:total_us) => non_neg_integer(), optional(atom()) => non_neg_integer()},
           total_modules: non_neg_integer(),
+          compiler: :planned | :mix | nil,
           error: String.t() | nil,
           plan: DebugReload.Planner.plan() | nil
         }
 
   defstruct status: :noop,
+            compiler: nil,
             modules: [],
             breakpoints: [],
             processes: [],

@@ -41,6 +41,192 @@ defmodule DebugReload.CompileWorker.Remote do
     end
   end
 
+  @doc """
+  Compiles exactly the planned `files` of one app, as Mix would compile
+  them, and writes their beams to the app's ebin.
+
+  Mix's own compile task spends most of a small reload checking every
+  source of the project for staleness; the plan already knows what is
+  stale. The result must be what Mix would have produced, so the same
+  compiler options, relative paths and Logger application are used (the
+  beams are byte-identical to Mix's), and the compile gives way to Mix
+  (`{:fallback, reason}`, nothing written) whenever Mix would do more:
+  a module whose exports changed while some file recompiles on that
+  change, modules added or gone, protocols or their implementations.
+
+  `spec`: `:app`, `:ebin`, `:files` (absolute), `:exports` (module =>
+  export digest from Mix's manifest, for every module the files define)
+  and `:conditions` (modules whose export change recompiles other files).
+  """
+  def compile_planned(spec) do
+    {result, output} = capture(fn -> compile_planned_files(spec) end)
+
+    case result do
+      {:ok, compiled, diagnostics} -> {:ok, compiled, Enum.map(diagnostics, &diagnostic/1), output}
+      {:error, diagnostics} -> {:error, Enum.map(diagnostics, &diagnostic/1), output}
+      {:fallback, reason} -> {:fallback, reason}
+    end
+  end
+
+  defp compile_planned_files(spec) do
+    if Mix.Project.config()[:app] == spec.app,
+      do: compile_app_files(spec),
+      else: {:fallback, "#{spec.app} is not the project's own app"}
+  end
+
+  defp compile_app_files(spec) do
+    # Compile-time dependencies load from the ebins, as in Mix's task; the
+    # code path outlives the task, so once per worker is enough.
+    unless :persistent_term.get({__MODULE__, :paths_loaded}, false) do
+      Mix.Task.run("loadpaths", ["--no-deps-check", "--no-archives-check"])
+      :persistent_term.put({__MODULE__, :paths_loaded}, true)
+    end
+
+    Code.prepend_path(spec.ebin)
+    staging = Path.join(Path.dirname(spec.ebin), ".debug_reload_staging")
+    File.rm_rf!(staging)
+    File.mkdir_p!(staging)
+    # As Mix does before recompiling: no "redefining module" warnings, and
+    # no old beam a compile-time user could load instead of the new code.
+    Enum.each(Map.keys(spec.exports), &purge/1)
+    stash = stash_beams(spec)
+    config = Mix.Project.config()
+    previous_options = Code.compiler_options(compiler_options(config))
+    cwd = File.cwd!()
+
+    try do
+      with_logger_app(config[:app], fn ->
+        spec.files
+        |> Enum.map(&Path.relative_to(&1, cwd))
+        |> Kernel.ParallelCompiler.compile_to_path(staging)
+      end)
+      |> case do
+        {:ok, modules, warnings} -> install(modules, staging, spec, stash, warnings)
+        {:error, errors, warnings} -> {:error, tagged(warnings, :warning) ++ tagged(errors, :error)}
+      end
+    after
+      Code.compiler_options(previous_options)
+      Code.purge_compiler_modules()
+      File.rm_rf(staging)
+      # Unless the new beams took their place, the old ones go back.
+      for {path, binary} <- Map.values(stash), not File.exists?(path), do: File.write!(path, binary)
+    end
+  end
+
+  # module => {ebin path, binary} of the beams the compile replaces, taken
+  # out of the ebin while it runs.
+  defp stash_beams(spec) do
+    for module <- Map.keys(spec.exports),
+        path = Path.join(spec.ebin, "#{module}.beam"),
+        {:ok, binary} <- [File.read(path)],
+        into: %{} do
+      File.rm!(path)
+      {module, {path, binary}}
+    end
+  end
+
+  defp install(modules, staging, spec, stash, warnings) do
+    case fallback_reason(modules, spec) do
+      nil ->
+        compiled =
+          for module <- modules do
+            name = "#{module}.beam"
+            path = Path.join(spec.ebin, name)
+            binary = File.read!(Path.join(staging, name))
+            File.rename!(Path.join(staging, name), path)
+            old = with {_path, old} <- stash[module], do: old
+            %{module: module, path: path, binary: binary, old_binary: old, export: export(module)}
+          end
+
+        {:ok, compiled, tagged(warnings, :warning)}
+
+      reason ->
+        {:fallback, reason}
+    end
+  end
+
+  defp fallback_reason(modules, spec) do
+    known = spec.exports |> Map.keys() |> MapSet.new()
+
+    cond do
+      MapSet.new(modules) != known ->
+        "the edit adds or removes modules"
+
+      protocol = Enum.find(modules, &protocol_related?/1) ->
+        "#{inspect(protocol)} is a protocol or an implementation (Mix consolidates them)"
+
+      changed = Enum.find(modules, &(&1 in spec.conditions and export_changed?(&1, spec))) ->
+        "the exports of #{inspect(changed)} changed and other files recompile on that"
+
+      true ->
+        nil
+    end
+  end
+
+  defp export_changed?(module, spec) do
+    export = export(module)
+    export == nil or export != spec.exports[module]
+  end
+
+  defp protocol_related?(module),
+    do: function_exported?(module, :__protocol__, 1) or function_exported?(module, :__impl__, 1)
+
+  # What Mix records for export dependencies; nil when unknown, and a
+  # condition module with an unknown export counts as changed.
+  defp export(module) do
+    module.__info__(:exports_md5)
+  rescue
+    _ -> nil
+  end
+
+  defp purge(module) do
+    :code.purge(module)
+    :code.delete(module)
+  end
+
+  defp compiler_options(config) do
+    config |> Keyword.get(:elixirc_options, []) |> Keyword.take(Code.available_compiler_options())
+  end
+
+  # Mix's compile task sets Logger's compile-time application (Logger
+  # metadata compiled into the beams depends on it).
+  defp with_logger_app(app, fun) do
+    if Process.whereis(Logger) do
+      previous = Application.get_env(:logger, :compile_time_application)
+      Logger.configure(compile_time_application: app)
+
+      try do
+        fun.()
+      after
+        Logger.configure(compile_time_application: previous)
+      end
+    else
+      fun.()
+    end
+  end
+
+  # Elixir 1.14 gives {file, position, message} tuples; later versions
+  # may give diagnostic maps, or a map of warning lists.
+  defp tagged(%{} = groups, severity) when not is_map_key(groups, :message),
+    do: groups |> Map.values() |> Enum.flat_map(&List.wrap/1) |> tagged(severity)
+
+  defp tagged(items, severity) do
+    for item <- List.wrap(items) do
+      case item do
+        {file, position, message} ->
+          %{
+            file: file && Path.expand(to_string(file)),
+            position: position,
+            severity: severity,
+            message: message
+          }
+
+        %{} = diagnostic ->
+          diagnostic
+      end
+    end
+  end
+
   @doc "The layout of the current Mix project (also for `mix debug_reload.plan`)."
   def layout(root, env) do
     config = Mix.Project.config()

@@ -1,0 +1,143 @@
+defmodule DebugReload.PlannedCompileTest do
+  # The planned compile: the worker compiles the plan's files alone, the
+  # beams are the ones Mix writes, Mix's compile task catches up in the
+  # background, and anything the plan cannot vouch for goes through Mix.
+  use ExUnit.Case, async: false
+
+  alias DebugReload.Test.Project
+
+  setup do
+    n = System.unique_integer([:positive])
+    ns = "Pc#{n}"
+    mods = for name <- ~w(Value Macros Caller Shape Matcher), into: %{}, do: {name, Module.concat([ns, name])}
+
+    project =
+      Project.create(%{
+        "lib/value.ex" => value_source(mods["Value"], 1),
+        "lib/macros.ex" => macros_source(mods["Macros"], 10),
+        "lib/caller.ex" => """
+        defmodule #{inspect(mods["Caller"])} do
+          require #{inspect(mods["Macros"])}
+          def tenfold, do: #{inspect(mods["Macros"])}.ten()
+        end
+        """,
+        "lib/shape.ex" => "defmodule #{inspect(mods["Shape"])} do\n  defstruct [:w]\nend\n",
+        "lib/matcher.ex" => """
+        defmodule #{inspect(mods["Matcher"])} do
+          def width(%#{inspect(mods["Shape"])}{w: w}), do: w
+        end
+        """
+      })
+
+    Project.interpret([mods["Value"]])
+    for m <- Map.values(mods) -- [mods["Value"]], do: Code.ensure_loaded!(m)
+
+    name = :"planned_#{n}"
+    start_supervised!({DebugReload, project: project.root, name: name, mix_env: "dev"}, id: name)
+    DebugReload.pending(name)
+    on_exit(fn -> Project.cleanup(project, Map.values(mods)) end)
+    %{project: project, mods: mods, server: name}
+  end
+
+  # Logger compiles metadata into the beam that depends on how it is
+  # compiled: the beams differ unless compiled exactly as Mix does.
+  defp value_source(mod, value) do
+    """
+    defmodule #{inspect(mod)} do
+      require Logger
+      def value do
+        x = #{value}
+        Logger.debug("value \#{x}")
+        x
+      end
+    end
+    """
+  end
+
+  defp macros_source(mod, value) do
+    "defmodule #{inspect(mod)} do\n  defmacro ten, do: #{value}\nend\n"
+  end
+
+  defp interpreted_value(mod) do
+    parent = self()
+    spawn(fn -> send(parent, {:value, mod.value()}) end)
+    assert_receive {:value, value}, 5_000
+    value
+  end
+
+  test "a body edit compiles the file alone, to the beam Mix writes, and Mix then has nothing to do", ctx do
+    value = ctx.mods["Value"]
+    Project.write(ctx.project, "lib/value.ex", value_source(value, 2))
+
+    assert {:ok, report} = DebugReload.reload(server: ctx.server)
+    assert report.compiler == :planned
+    assert [%{module: ^value, action: :reinterpreted}] = report.modules
+    assert interpreted_value(value) == 2
+    assert [%{module: ^value, action: :reload}] = report.plan.modules
+
+    :ok = DebugReload.await_sync(ctx.server)
+    # Mix's catch-up compile wrote the same bytes the reload loaded.
+    assert :sys.get_state(ctx.server).stray_beams == %{}
+    {output, 0} = Project.mix(ctx.project, ["compile", "--verbose"])
+    refute output =~ "Compil"
+  end
+
+  test "a macro edit compiles the macro module and its compile-time users", ctx do
+    Project.write(ctx.project, "lib/macros.ex", macros_source(ctx.mods["Macros"], 20))
+
+    assert {:ok, report} = DebugReload.reload(server: ctx.server)
+    assert report.compiler == :planned
+    assert ctx.mods["Caller"].tenfold() == 20
+    reloaded = for %{action: :reloaded, module: m} <- report.modules, do: m
+    assert ctx.mods["Caller"] in reloaded
+  end
+
+  test "a struct change that recompiles its users goes through Mix's compile task", ctx do
+    shape = ctx.mods["Shape"]
+    Project.write(ctx.project, "lib/shape.ex", "defmodule #{inspect(shape)} do\n  defstruct [:w, :h]\nend\n")
+
+    assert {:ok, report} = DebugReload.reload(server: ctx.server)
+    assert report.compiler == :mix
+    assert Map.keys(struct(shape)) |> Enum.sort() == [:__struct__, :h, :w]
+    assert ctx.mods["Matcher"].width(struct(shape, w: 3)) == 3
+  end
+
+  test "compile: :mix always runs Mix's compile task", ctx do
+    stop_supervised!(ctx.server)
+
+    start_supervised!(
+      {DebugReload, project: ctx.project.root, name: ctx.server, mix_env: "dev", compile: :mix}
+    )
+
+    Project.write(ctx.project, "lib/value.ex", value_source(ctx.mods["Value"], 3))
+
+    assert {:ok, %{compiler: :mix}} = DebugReload.reload(server: ctx.server)
+    assert interpreted_value(ctx.mods["Value"]) == 3
+  end
+
+  test "saves while Mix catches up: every reload runs the last saved text", ctx do
+    value = ctx.mods["Value"]
+
+    for v <- 2..6 do
+      Project.write(ctx.project, "lib/value.ex", value_source(value, v))
+      assert {:ok, _report} = DebugReload.reload(server: ctx.server)
+      assert interpreted_value(value) == v
+    end
+
+    :ok = DebugReload.await_sync(ctx.server)
+    assert {:ok, %{status: :noop}} = DebugReload.reload(server: ctx.server)
+  end
+
+  test "a compile error leaves the old code running and nothing written", ctx do
+    value = ctx.mods["Value"]
+    beam = Path.join(ctx.project.ebin, "#{value}.beam")
+    before = File.read!(beam)
+    Project.write(ctx.project, "lib/value.ex", "defmodule #{inspect(value)} do\n  def value, do: \nend\n")
+
+    assert {:error, report} = DebugReload.reload(server: ctx.server)
+    assert report.compiler == :planned
+    assert report.error =~ "lib/value.ex"
+    assert File.read!(beam) == before
+    assert interpreted_value(value) == 1
+  end
+end
