@@ -18,7 +18,9 @@ defmodule DebugReload.Bench.EditReload do
           compile: [non_neg_integer()],
           load: [non_neg_integer()],
           breakpoints: [non_neg_integer()],
-          bare: [non_neg_integer()]
+          bare: [non_neg_integer()],
+          catch_up: [non_neg_integer()],
+          planned: non_neg_integer()
         }
 
   @doc "Runs `runs` rounds for each edit size; returns samples (µs) per edit size."
@@ -51,7 +53,7 @@ defmodule DebugReload.Bench.EditReload do
         {report, bare.()}
       end
 
-    Map.put(report.timings, :bare_us, bare_us)
+    report.timings |> Map.put(:bare_us, bare_us) |> Map.put(:compiler, report.compiler)
   end
 
   defp reload(workload, server, targets) do
@@ -75,7 +77,9 @@ defmodule DebugReload.Bench.EditReload do
       load: Enum.map(samples, &Map.get(&1, :load_us, 0)),
       # Absent when the manager sets breakpoints as part of loading.
       breakpoints: for(%{breakpoints_us: us} <- samples, do: us),
-      bare: Enum.map(samples, & &1.bare_us)
+      bare: Enum.map(samples, & &1.bare_us),
+      catch_up: Enum.map(samples, &Map.get(&1, :catch_up_us, 0)),
+      planned: Enum.count(samples, &(&1.compiler == :planned))
     }
   end
 end
