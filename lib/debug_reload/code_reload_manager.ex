@@ -95,6 +95,9 @@ defmodule DebugReload.CodeReloadManager do
     full_compile: false,
     # beam path => digest: beams a sync wrote from a newer save of a file
     stray_beams: %{},
+    # sources edited before this manager started: their beams on disk may
+    # never have been loaded (a manager killed mid-reload)
+    unsettled: MapSet.new(),
     retry_timer: nil,
     # options of the reload call being served (on_busy, migrate, ...)
     call_opts: [],
@@ -369,8 +372,9 @@ defmodule DebugReload.CodeReloadManager do
     {beams, _errors} = Native.scan_sources(Project.beam_dirs(project), [".beam"])
     # Sources edited after the last compile are left out, so the first
     # reload sees them as changed instead of taking them as the baseline.
-    sources = Map.drop(sources, Staleness.edited_since_compile(project, Map.keys(sources)))
-    state = %{state | project: project, sources: sources, beams: beams}
+    edited = Staleness.edited_since_compile(project, Map.keys(sources))
+    sources = Map.drop(sources, edited)
+    state = %{state | project: project, sources: sources, beams: beams, unsettled: MapSet.new(edited)}
     subscribe_to_interpreter()
     remember_interpreted(state, Interpreter.interpreted())
   end
@@ -634,7 +638,8 @@ defmodule DebugReload.CodeReloadManager do
   defp load_compiled(report, compiled, current, state) do
     t0 = now()
     digests = Map.new(compiled, &{&1.path, Native.digest_binary(&1.binary)})
-    fresh = Enum.reject(compiled, &(Map.get(state.beams, &1.path) == digests[&1.path]))
+    unsettled? = Enum.any?(report.files.changed, &MapSet.member?(state.unsettled, &1))
+    fresh = Enum.reject(compiled, &(not unsettled? and Map.get(state.beams, &1.path) == digests[&1.path]))
     {added, changed} = Enum.split_with(fresh, &(not Map.has_key?(state.beams, &1.path)))
     beam_changes = %{changed: Enum.map(changed, & &1.path), added: Enum.map(added, & &1.path), removed: []}
 
@@ -653,7 +658,14 @@ defmodule DebugReload.CodeReloadManager do
     beam_changes = %{beam_changes | changed: beam_changes.changed ++ Map.keys(strays)}
     read = {loads ++ stray_loads, skipped ++ stray_skipped, errors ++ stray_errors}
     beams = state.beams |> Map.merge(strays) |> Map.merge(digests)
-    state = %{state | old_binaries: compiled_old_binaries(compiled, state), stray_beams: %{}}
+
+    state = %{
+      state
+      | old_binaries: compiled_old_binaries(compiled, state),
+        stray_beams: %{},
+        unsettled: MapSet.difference(state.unsettled, MapSet.new(report.files.changed))
+    }
+
     load_read(report, {nil, current, t0}, read, {beams, beam_changes}, state)
   end
 
