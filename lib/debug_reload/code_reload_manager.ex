@@ -295,12 +295,12 @@ defmodule DebugReload.CodeReloadManager do
      %{state | worker: worker, full_compile: state.full_compile or state.sync_pending, sync_pending: false}}
   end
 
-  # A batch from our watcher: the reload `reload/1` runs, reported to
-  # subscribers like any other. A full one, not one scoped to the batch:
-  # files the batch did not name may recompile too (a macro's users).
   def handle_info({:debug_reload_sync_done, worker}, %{worker: worker} = state),
     do: {:noreply, settle_sync(state)}
 
+  # A batch from our watcher: the reload `reload/1` runs, reported to
+  # subscribers like any other. A full one, not one scoped to the batch:
+  # files the batch did not name may recompile too (a macro's users).
   def handle_info({:debug_reload_watch, ref, batch}, %{watcher: %Watcher{ref: ref}} = state) do
     %{project: sources, dependencies: deps} = Watcher.classify(batch, state.project)
     state = if sources == [], do: state, else: run_reload([], state) |> elem(1)
@@ -472,17 +472,22 @@ defmodule DebugReload.CodeReloadManager do
   end
 
   # The beams the compile may overwrite, read while they are still the
-  # loaded code, so that a failed reload can load them back. Interpreted
-  # modules keep theirs in `interpreted` already.
+  # loaded code, so that a failed reload can load them back.
   defp old_binaries(state) do
     for {path, _digest} <- state.beams,
         module = Beam.module_from_path(path),
-        not Map.has_key?(state.interpreted, module),
-        not Map.has_key?(state.rolled_back, module),
-        :code.is_loaded(module) != false,
+        restorable?(module, state),
         {:ok, binary} <- [File.read(path)],
         into: state.rolled_back,
         do: {module, {path, binary}}
+  end
+
+  # Loaded native code a reload replaces and might have to put back.
+  # Interpreted modules keep theirs in `interpreted`; a rolled-back
+  # module's running code is already kept.
+  defp restorable?(module, state) do
+    not Map.has_key?(state.interpreted, module) and not Map.has_key?(state.rolled_back, module) and
+      :code.is_loaded(module) != false
   end
 
   # Most reloads of a whole project find nothing changed: equal maps
@@ -672,9 +677,7 @@ defmodule DebugReload.CodeReloadManager do
   defp compiled_old_binaries(compiled, state) do
     for %{module: module, path: path, old_binary: binary} <- compiled,
         is_binary(binary),
-        not Map.has_key?(state.interpreted, module),
-        not Map.has_key?(state.rolled_back, module),
-        :code.is_loaded(module) != false,
+        restorable?(module, state),
         into: state.rolled_back,
         do: {module, {path, binary}}
   end

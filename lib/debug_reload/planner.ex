@@ -200,17 +200,8 @@ defmodule DebugReload.Planner do
   """
   @spec resolve_compiled(t(), changes(), %{module() => binary() | nil}, beams()) :: plan()
   def resolve_compiled(%__MODULE__{} = planner, changes, exports, beams) do
-    defined_in =
-      for %{path: path, modules: modules} <- planner.manifest.sources, m <- modules, into: %{}, do: {m, path}
-
-    outcome = %{
-      modules: for({module, export} <- exports, do: {module, export, defined_in[module]}),
-      gone: [],
-      beams_changed: Map.get(beams, :changed, []),
-      beams_added: [],
-      beams_removed: []
-    }
-
+    delta = %{modules: for({name, export} <- exports, do: %{name: name, export: export}), removed_modules: []}
+    outcome = outcome(delta, planner.manifest, beams)
     Native.plan_graph_plan(planner.graph, request(planner, changes, []), outcome, :term)
   end
 

@@ -69,12 +69,14 @@ defmodule DebugReload.CompileWorker.Remote do
   end
 
   defp compile_planned_files(spec) do
-    if Mix.Project.config()[:app] == spec.app,
-      do: compile_app_files(spec),
+    config = Mix.Project.config()
+
+    if config[:app] == spec.app,
+      do: compile_app_files(spec, config),
       else: {:fallback, "#{spec.app} is not the project's own app"}
   end
 
-  defp compile_app_files(spec) do
+  defp compile_app_files(spec, config) do
     # Compile-time dependencies load from the ebins, as in Mix's task; the
     # code path outlives the task, so once per worker is enough.
     unless :persistent_term.get({__MODULE__, :paths_loaded}, false) do
@@ -90,7 +92,6 @@ defmodule DebugReload.CompileWorker.Remote do
     # no old beam a compile-time user could load instead of the new code.
     Enum.each(Map.keys(spec.exports), &purge/1)
     stash = stash_beams(spec)
-    config = Mix.Project.config()
     previous_options = Code.compiler_options(compiler_options(config))
     cwd = File.cwd!()
 

@@ -73,8 +73,7 @@ pub fn digest_with(path: &str, digest: impl Fn(&Path) -> io::Result<String>) -> 
     Ok(value)
 }
 
-/// Drops what is remembered about `path`.
-pub fn forget(path: &str) {
+fn forget(path: &str) {
     lock().remove(path);
 }
 
