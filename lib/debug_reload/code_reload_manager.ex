@@ -116,7 +116,7 @@ defmodule DebugReload.CodeReloadManager do
     texts: %{},
     # beam path => digest of the beams that are loaded (or on disk, unloaded)
     beams: %{},
-    # module => %{source, binary, executable} for interpreted modules
+    # module => %{source, binary, path, statements} for interpreted modules
     interpreted: %{},
     # pid => [module] still running a call on old code
     pending: %{},
@@ -196,6 +196,17 @@ defmodule DebugReload.CodeReloadManager do
   @impl true
   def handle_continue(:boot, state), do: {:noreply, state |> boot() |> start_planner() |> auto_watch()}
 
+  # Work a reload leaves that nobody needs to wait for: Mix's catch-up
+  # after a planned compile, and the old code of the modules it loaded
+  # (purging scans every process; `:int.ni/1` would otherwise pay for it at
+  # the next reload of the module). A soft purge leaves code that some
+  # process still runs to the next reload, as before.
+  def handle_continue({:after_reload, report}, state) do
+    if state.sync_pending, do: CompileWorker.start_sync(state.worker)
+    for %{module: module} <- Report.reloaded_modules(report), do: :code.soft_purge(module)
+    {:noreply, state}
+  end
+
   defp boot(state) do
     case CompileWorker.project(state.worker) do
       {:ok, %Project{} = project} ->
@@ -232,8 +243,8 @@ defmodule DebugReload.CodeReloadManager do
 
   @impl true
   def handle_call({:reload, opts}, _from, state) do
-    {reply, state} = run_reload(opts, state)
-    {:reply, reply, state}
+    {{_tag, report} = reply, state} = run_reload(opts, state)
+    {:reply, reply, state, {:continue, {:after_reload, report}}}
   end
 
   def handle_call({:watch, opts}, _from, state) do
@@ -275,7 +286,7 @@ defmodule DebugReload.CodeReloadManager do
     {result, state} = reload([], state)
     {_tag, report} = finish(result, started, state)
     unless report.status in [:noop, :deferred], do: broadcast(report, state)
-    {:noreply, state}
+    {:noreply, state, {:continue, {:after_reload, report}}}
   end
 
   def handle_info({:int, {:new_status, pid, :exit, _}}, state),
@@ -303,9 +314,14 @@ defmodule DebugReload.CodeReloadManager do
   # files the batch did not name may recompile too (a macro's users).
   def handle_info({:debug_reload_watch, ref, batch}, %{watcher: %Watcher{ref: ref}} = state) do
     %{project: sources, dependencies: deps} = Watcher.classify(batch, state.project)
-    state = if sources == [], do: state, else: run_reload([], state) |> elem(1)
     if deps != %{changed: [], added: [], removed: []}, do: reject_dependency_edit(deps, state)
-    {:noreply, state}
+
+    if sources == [] do
+      {:noreply, state}
+    else
+      {{_tag, report}, state} = run_reload([], state)
+      {:noreply, state, {:continue, {:after_reload, report}}}
+    end
   end
 
   def handle_info(_msg, state), do: {:noreply, state}
@@ -561,7 +577,8 @@ defmodule DebugReload.CodeReloadManager do
         load_compiled(report, compiled, current, %{state | sync_pending: true})
 
       {:planned, result} ->
-        compile_failed(%{put_in(report.timings[:compile_us], now() - t0) | compiler: :planned}, result, state)
+        report = %{put_in(report.timings[:compile_us], now() - t0) | compiler: :planned}
+        compile_failed(report, result, after_failed_planned(result, state))
 
       {:mix, reason} ->
         Logger.debug("debug_reload: running Mix's compile task: #{reason}")
@@ -605,6 +622,12 @@ defmodule DebugReload.CodeReloadManager do
     do: {:mix, "the beams on disk may differ from the loaded ones"}
 
   defp planned_compile(_changes, _scope, _force?, _state), do: {:mix, "a scoped, forced or Mix-only reload"}
+
+  # Compile errors leave the ebin as it was; a worker that failed in the
+  # middle may not have, so the next reload runs Mix's task and compares
+  # every beam.
+  defp after_failed_planned({:error, diagnostics, _output}, state) when is_list(diagnostics), do: state
+  defp after_failed_planned(_failure, state), do: %{state | full_compile: true}
 
   defp only_edits(%{added: [], removed: []}), do: :ok
   defp only_edits(_changes), do: {:error, "files were added or removed"}

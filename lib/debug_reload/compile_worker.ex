@@ -44,8 +44,10 @@ defmodule DebugReload.CompileWorker do
 
   @doc """
   Compiles the files of `spec` (see `DebugReload.Planner.compile_spec/2`)
-  in the worker node and starts the sync. `{:fallback, reason}`: the
-  compile needs Mix's task; nothing was written.
+  in the worker node. A successful one leaves a sync (Mix's compile task,
+  which brings Mix's manifests up to date) to run: `start_sync/1` starts
+  it, and any later request runs it first if nothing did.
+  `{:fallback, reason}`: the compile needs Mix's task; nothing was written.
   """
   @spec compile_planned(GenServer.server(), map(), timeout()) ::
           {:ok, [compiled()], [DebugReload.Report.diagnostic()], String.t()}
@@ -54,6 +56,14 @@ defmodule DebugReload.CompileWorker do
           | {:error, String.t()}
   def compile_planned(worker, spec, timeout),
     do: GenServer.call(worker, {:compile_planned, spec, timeout}, 2 * timeout + 1_000)
+
+  @doc """
+  Starts the sync a planned compile left, in the background. The manager
+  calls it once the new code is loaded: on a small machine a sync running
+  alongside the load would slow the reload down.
+  """
+  @spec start_sync(GenServer.server()) :: :ok
+  def start_sync(worker), do: GenServer.cast(worker, :start_sync)
 
   @doc """
   Waits for the sync that followed the last planned compile: its
@@ -95,10 +105,20 @@ defmodule DebugReload.CompileWorker do
 
   def handle_call({:compile_planned, spec, timeout}, _from, state) do
     state = finish_sync(state, timeout)
+    old_binaries = read_beams(spec.ebin, Map.keys(spec.exports))
 
     case remote(state, :compile_planned, [spec], timeout) do
-      {{:ok, _, _, _} = reply, state} -> {:reply, reply, start_sync(state, timeout)}
-      {reply, state} -> {:reply, reply, state}
+      {{:ok, compiled, diagnostics, output}, state} ->
+        reply =
+          case with_binaries(compiled, old_binaries) do
+            {:ok, compiled} -> {:ok, compiled, diagnostics, output}
+            {:error, _} = error -> error
+          end
+
+        {:reply, reply, %{state | sync: {:wanted, timeout}}}
+
+      {reply, state} ->
+        {:reply, reply, state}
     end
   end
 
@@ -108,6 +128,12 @@ defmodule DebugReload.CompileWorker do
       state -> {:reply, :none, state}
     end
   end
+
+  @impl true
+  def handle_cast(:start_sync, %{sync: {:wanted, timeout}} = state),
+    do: {:noreply, start_sync(state, timeout)}
+
+  def handle_cast(:start_sync, state), do: {:noreply, state}
 
   @impl true
   def handle_info({ref, result}, %{sync: {:running, %Task{ref: ref}}} = state) do
@@ -122,6 +148,30 @@ defmodule DebugReload.CompileWorker do
 
   @impl true
   def terminate(_reason, state), do: stop_peer(state)
+
+  # The beams a planned compile replaces, read before it runs.
+  defp read_beams(ebin, modules) do
+    for module <- modules, {:ok, binary} <- [File.read(Path.join(ebin, "#{module}.beam"))], into: %{} do
+      {module, binary}
+    end
+  end
+
+  defp with_binaries(compiled, old_binaries) do
+    Enum.reduce_while(compiled, {:ok, []}, fn entry, {:ok, acc} ->
+      case File.read(entry.path) do
+        {:ok, binary} ->
+          entry = Map.merge(entry, %{binary: binary, old_binary: old_binaries[entry.module]})
+          {:cont, {:ok, [entry | acc]}}
+
+        {:error, reason} ->
+          {:halt, {:error, "the new beam #{entry.path} cannot be read: #{:file.format_error(reason)}"}}
+      end
+    end)
+    |> then(fn
+      {:ok, entries} -> {:ok, Enum.reverse(entries)}
+      error -> error
+    end)
+  end
 
   # A crashed or hung worker is replaced on the next request.
   defp remote(state, function, args, timeout) do
@@ -150,6 +200,9 @@ defmodule DebugReload.CompileWorker do
 
     %{state | sync: {:running, task}}
   end
+
+  defp finish_sync(%{sync: {:wanted, _}} = state, timeout),
+    do: state |> start_sync(timeout) |> finish_sync(timeout)
 
   defp finish_sync(%{sync: {:running, task}} = state, timeout) do
     result = Task.yield(task, timeout) || Task.shutdown(task) || {:error, "sync timed out"}

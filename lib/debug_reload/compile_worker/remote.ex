@@ -26,6 +26,7 @@ defmodule DebugReload.CompileWorker.Remote do
 
         try do
           Mix.Task.run("compile", ["--return-errors", "--no-deps-check", "--no-archives-check"])
+          |> tap(fn _ -> purge_old_code() end)
         rescue
           e in Mix.Error ->
             {:error, [%{file: nil, position: nil, severity: :error, message: Exception.message(e)}]}
@@ -39,6 +40,14 @@ defmodule DebugReload.CompileWorker.Remote do
       other ->
         {:ok, [], output <> inspect(other)}
     end
+  end
+
+  # Recompiled modules leave old code behind, and purging it scans every
+  # process; done here, after a compile nobody waits for, the next planned
+  # compile does not pay for it.
+  defp purge_old_code do
+    for {module, _} <- :code.all_loaded(), :erlang.check_old_code(module), do: :code.purge(module)
+    :ok
   end
 
   @doc """
@@ -57,6 +66,10 @@ defmodule DebugReload.CompileWorker.Remote do
   `spec`: `:app`, `:ebin`, `:files` (absolute), `:exports` (module =>
   export digest from Mix's manifest, for every module the files define)
   and `:conditions` (modules whose export change recompiles other files).
+
+  Returns the modules with their beam paths and export digests, not the
+  beams: the caller is on the same machine and reads them from disk far
+  faster than they cross the peer's standard I/O.
   """
   def compile_planned(spec) do
     {result, output} = capture(fn -> compile_planned_files(spec) end)
@@ -84,13 +97,12 @@ defmodule DebugReload.CompileWorker.Remote do
       :persistent_term.put({__MODULE__, :paths_loaded}, true)
     end
 
-    Code.prepend_path(spec.ebin)
+    ensure_code_path(spec.ebin)
     staging = Path.join(Path.dirname(spec.ebin), ".debug_reload_staging")
-    File.rm_rf!(staging)
-    File.mkdir_p!(staging)
+    clear_staging(staging)
     # As Mix does before recompiling: no "redefining module" warnings, and
     # no old beam a compile-time user could load instead of the new code.
-    Enum.each(Map.keys(spec.exports), &purge/1)
+    Enum.each(Map.keys(spec.exports), &unload/1)
     stash = stash_beams(spec)
     previous_options = Code.compiler_options(compiler_options(config))
     cwd = File.cwd!()
@@ -102,15 +114,30 @@ defmodule DebugReload.CompileWorker.Remote do
         |> Kernel.ParallelCompiler.compile_to_path(staging)
       end)
       |> case do
-        {:ok, modules, warnings} -> install(modules, staging, spec, stash, warnings)
+        {:ok, modules, warnings} -> install(modules, staging, spec, warnings)
         {:error, errors, warnings} -> {:error, tagged(warnings, :warning) ++ tagged(errors, :error)}
       end
     after
       Code.compiler_options(previous_options)
       Code.purge_compiler_modules()
-      File.rm_rf(staging)
+      clear_staging(staging)
       # Unless the new beams took their place, the old ones go back.
       for {path, binary} <- Map.values(stash), not File.exists?(path), do: File.write!(path, binary)
+    end
+  end
+
+  # Prepending a path costs the code server a scan; the path stays.
+  defp ensure_code_path(ebin) do
+    unless String.to_charlist(ebin) in :code.get_path(), do: Code.prepend_path(ebin)
+  end
+
+  # Empty after every compile that installed its beams; a failed one
+  # leaves the beams of the files that did compile.
+  defp clear_staging(staging) do
+    case File.ls(staging) do
+      {:ok, []} -> :ok
+      {:ok, _leftovers} -> File.rm_rf!(staging) && File.mkdir_p!(staging)
+      {:error, _} -> File.mkdir_p!(staging)
     end
   end
 
@@ -126,17 +153,15 @@ defmodule DebugReload.CompileWorker.Remote do
     end
   end
 
-  defp install(modules, staging, spec, stash, warnings) do
+  defp install(modules, staging, spec, warnings) do
     case fallback_reason(modules, spec) do
       nil ->
         compiled =
           for module <- modules do
             name = "#{module}.beam"
             path = Path.join(spec.ebin, name)
-            binary = File.read!(Path.join(staging, name))
             File.rename!(Path.join(staging, name), path)
-            old = with {_path, old} <- stash[module], do: old
-            %{module: module, path: path, binary: binary, old_binary: old, export: export(module)}
+            %{module: module, path: path, export: export(module)}
           end
 
         {:ok, compiled, tagged(warnings, :warning)}
@@ -180,8 +205,9 @@ defmodule DebugReload.CompileWorker.Remote do
     _ -> nil
   end
 
-  defp purge(module) do
-    :code.purge(module)
+  # Old code is usually gone already (see purge_old_code/0).
+  defp unload(module) do
+    if :erlang.check_old_code(module), do: :code.purge(module)
     :code.delete(module)
   end
 
