@@ -21,14 +21,26 @@ defmodule DebugReload.Guards do
   @doc "`:ok`, or `{:native, why}` when the beam must not be interpreted."
   @spec interpretable(binary()) :: :ok | {:native, String.t()}
   def interpretable(beam) do
-    case ExecutableLines.abstract_code(beam) do
-      {:ok, forms} ->
-        if Enum.any?(forms, &match?({:attribute, _, :on_load, _}, &1)),
-          do: {:native, "has @on_load (it may load a NIF), so it is not interpreted"},
-          else: :ok
+    case on_load(beam) do
+      {:ok, false} -> :ok
+      {:ok, true} -> {:native, "has @on_load (it may load a NIF), so it is not interpreted"}
+      :error -> {:native, "has no debug_info, so it cannot be interpreted"}
+    end
+  end
 
-      {:error, _} ->
-        {:native, "has no debug_info, so it cannot be interpreted"}
+  # Elixir's own debug info names the module's attributes, @on_load
+  # included: reading it costs far less than the Erlang abstract code its
+  # backend would build (`:int` builds that once more anyway).
+  defp on_load(beam) do
+    case :beam_lib.chunks(beam, [:debug_info]) do
+      {:ok, {_, [debug_info: {:debug_info_v1, :elixir_erl, {:elixir_v1, %{attributes: attributes}, _}}]}}
+      when is_list(attributes) ->
+        {:ok, Keyword.has_key?(attributes, :on_load)}
+
+      _other_backend ->
+        with {:ok, forms} <- ExecutableLines.abstract_code(beam),
+             do: {:ok, Enum.any?(forms, &match?({:attribute, _, :on_load, _}, &1))},
+             else: (_ -> :error)
     end
   end
 

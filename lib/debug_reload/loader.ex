@@ -340,8 +340,11 @@ defmodule DebugReload.Loader do
             else: {:uninterpret, info.module, old_code(info, batch, state)}
 
         record_undo(undo)
-        new_entry = interpreted_entry(info)
         new_text = read_text(info.source)
+        # Executable lines only matter to breakpoints: a module without any
+        # keeps its beam and works them out if one is set before its next edit.
+        {old, new_entry} =
+          if breaks == [], do: {old, interpreted_entry(info)}, else: with_statements(old, info)
 
         edit = %{
           old_text: old && Map.get(state.texts, old.source),
@@ -391,16 +394,24 @@ defmodule DebugReload.Loader do
     end
   end
 
-  @doc "What the manager remembers about an interpreted module."
+  @doc """
+  What the manager remembers about an interpreted module. Its executable
+  statements are worked out when a breakpoint needs them (`nil` until then).
+  """
   @spec interpreted_entry(Beam.info()) :: map()
-  def interpreted_entry(info) do
-    statements =
-      case ExecutableLines.statements(info.binary) do
-        {:ok, statements} -> statements
-        {:error, _} -> []
-      end
+  def interpreted_entry(info),
+    do: %{source: info.source, binary: info.binary, path: info.path, statements: nil}
 
-    %{source: info.source, binary: info.binary, path: info.path, statements: statements}
+  defp with_statements(old, info) do
+    old = old && %{old | statements: old.statements || statements(old.binary)}
+    {old, %{interpreted_entry(info) | statements: statements(info.binary)}}
+  end
+
+  defp statements(binary) do
+    case ExecutableLines.statements(binary) do
+      {:ok, statements} -> statements
+      {:error, _} -> []
+    end
   end
 
   defp add_pending(state, [], _module), do: state
