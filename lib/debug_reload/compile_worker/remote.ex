@@ -26,7 +26,7 @@ defmodule DebugReload.CompileWorker.Remote do
 
         try do
           Mix.Task.run("compile", ["--return-errors", "--no-deps-check", "--no-archives-check"])
-          |> tap(fn _ -> purge_old_code() end)
+          |> tap(fn _ -> settle_code() end)
         rescue
           e in Mix.Error ->
             {:error, [%{file: nil, position: nil, severity: :error, message: Exception.message(e)}]}
@@ -42,11 +42,16 @@ defmodule DebugReload.CompileWorker.Remote do
     end
   end
 
-  # Recompiled modules leave old code behind, and purging it scans every
-  # process; done here, after a compile nobody waits for, the next planned
-  # compile does not pay for it.
-  defp purge_old_code do
+  # Done after a compile nobody waits for, so that the next planned compile
+  # does not pay for it: recompiled modules leave old code behind, and
+  # purging it scans every process; protocol consolidation unloads the
+  # protocols, and the first dispatch would load each one again.
+  defp settle_code do
     for {module, _} <- :code.all_loaded(), :erlang.check_old_code(module), do: :code.purge(module)
+
+    for path <- Path.wildcard(Path.join(Mix.Project.consolidation_path(), "*.beam")),
+        do: path |> Path.basename(".beam") |> String.to_atom() |> :code.ensure_loaded()
+
     :ok
   end
 
