@@ -65,8 +65,11 @@ defmodule DebugReload.Interpreter do
     end
   end
 
+  @doc "Whether `module` is interpreted: one lookup, not the list of every interpreted module."
   @spec interpreted?(module()) :: boolean()
-  def interpreted?(module), do: module in interpreted()
+  def interpreted?(module) do
+    Process.whereis(:dbg_iserver) != nil and not match?({:error, _}, :int.file(module))
+  end
 
   @doc "Breakpoints of `module` as `{line, options}`, options as `:int.all_breaks/1` gives them."
   @spec breakpoints(module()) :: [breakpoint()]

@@ -132,11 +132,9 @@ defmodule DebugReload.Loader do
   # -- which modules go where --------------------------------------------
 
   defp split(batch, state) do
-    interpreted = MapSet.new(Interpreter.interpreted())
-
     Enum.reduce(batch.loads, {[], [], []}, fn info, {interp, native, warnings} ->
       wants_interpreter? =
-        MapSet.member?(interpreted, info.module) or Map.has_key?(batch.renames, info.module) or
+        Interpreter.interpreted?(info.module) or Map.has_key?(batch.renames, info.module) or
           Map.has_key?(state.tombstones, info.module) or
           (new_module?(info, state) and Patterns.match?(state.patterns, info.module))
 

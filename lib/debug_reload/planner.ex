@@ -35,14 +35,27 @@ defmodule DebugReload.Planner do
 
   alias DebugReload.{Manifest, Native, Project, Staleness}
 
-  defstruct [:root, :layouts, :manifest, :graph, :error]
+  defstruct [:root, :layouts, :manifest, :graph, :error, index: %{}]
+
+  @typedoc """
+  Lookups into the manifest, built once per manifest rather than on every
+  reload: source path => source, module => export digest, module => the
+  source that defines it, and the modules that define `__mix_recompile__?/0`.
+  """
+  @type index :: %{
+          sources: %{String.t() => map()},
+          exports: %{module() => binary() | nil},
+          defined_in: %{module() => String.t()},
+          recompile: [module()]
+        }
 
   @type t :: %__MODULE__{
           root: String.t(),
           layouts: [Manifest.layout()],
           manifest: Manifest.t() | nil,
           graph: reference() | nil,
-          error: String.t() | nil
+          error: String.t() | nil,
+          index: index() | %{}
         }
   @type changes :: %{changed: [String.t()], added: [String.t()], removed: [String.t()]}
   @type beams :: %{changed: [module()], added: [module()], removed: [module()]}
@@ -69,7 +82,7 @@ defmodule DebugReload.Planner do
     planner = %__MODULE__{root: root, layouts: layouts}
 
     case Manifest.read(root, layouts) do
-      {:ok, manifest} -> %{planner | manifest: manifest, graph: Native.plan_graph_build(manifest)}
+      {:ok, manifest} -> %{with_manifest(planner, manifest) | graph: Native.plan_graph_build(manifest)}
       {:error, message} -> %{planner | error: message}
     end
   end
@@ -131,14 +144,15 @@ defmodule DebugReload.Planner do
           # ran): an honest resolved plan is empty.
           {format(%{resolved: true, files: [], modules: [], unknown: [], warnings: []}, format), planner}
         else
-          outcome = outcome(delta, manifest, beams)
+          planner = with_manifest(planner, manifest)
+          outcome = outcome(delta, planner, beams)
           plan = Native.plan_graph_plan(planner.graph, request(planner, changes, opts), outcome, format)
           Native.plan_graph_update(planner.graph, delta)
-          {plan, %{planner | manifest: manifest}}
+          {plan, planner}
         end
 
       {:error, message} ->
-        planner = %{planner | graph: nil, manifest: nil, error: message}
+        planner = %{planner | graph: nil, manifest: nil, index: %{}, error: message}
         {planner |> fallback(changes) |> format(Keyword.get(opts, :format, :term)), planner}
     end
   end
@@ -156,7 +170,7 @@ defmodule DebugReload.Planner do
 
   def compile_spec(%__MODULE__{} = planner, plan) do
     definite = for %{certainty: :definite} = file <- plan.files, do: file
-    sources = Map.new(planner.manifest.sources, &{&1.path, &1})
+    sources = planner.index.sources
     apps = definite |> Enum.map(& &1.app) |> Enum.uniq()
 
     cond do
@@ -170,7 +184,7 @@ defmodule DebugReload.Planner do
   end
 
   defp spec(planner, plan, definite, sources, app) do
-    exports = Map.new(planner.manifest.modules, &{&1.name, &1.export})
+    exports = planner.index.exports
     modules = Enum.flat_map(definite, &sources[&1.path].modules)
 
     conditions =
@@ -201,7 +215,7 @@ defmodule DebugReload.Planner do
   @spec resolve_compiled(t(), changes(), %{module() => binary() | nil}, beams()) :: plan()
   def resolve_compiled(%__MODULE__{} = planner, changes, exports, beams) do
     delta = %{modules: for({name, export} <- exports, do: %{name: name, export: export}), removed_modules: []}
-    outcome = outcome(delta, planner.manifest, beams)
+    outcome = outcome(delta, planner, beams)
     Native.plan_graph_plan(planner.graph, request(planner, changes, []), outcome, :term)
   end
 
@@ -213,10 +227,10 @@ defmodule DebugReload.Planner do
     case Manifest.read(planner.root, planner.layouts) do
       {:ok, manifest} ->
         Native.plan_graph_update(planner.graph, Manifest.delta(planner.manifest, manifest))
-        %{planner | manifest: manifest}
+        with_manifest(planner, manifest)
 
       {:error, message} ->
-        %{planner | graph: nil, manifest: nil, error: message}
+        %{planner | graph: nil, manifest: nil, index: %{}, error: message}
     end
   end
 
@@ -348,8 +362,8 @@ defmodule DebugReload.Planner do
 
   # As Mix does before compiling: ask modules that define
   # __mix_recompile__?/0 whether they must be recompiled.
-  defp recompile_modules(%{manifest: manifest}) do
-    for %{recompile: true, name: module} <- manifest.modules,
+  defp recompile_modules(%{index: index}) do
+    for module <- index.recompile,
         Code.ensure_loaded?(module),
         function_exported?(module, :__mix_recompile__?, 0),
         ask_recompile(module),
@@ -362,12 +376,25 @@ defmodule DebugReload.Planner do
     _ -> false
   end
 
-  defp outcome(delta, manifest, beams) do
-    defined_in =
-      for %{path: path, modules: modules} <- manifest.sources,
+  defp with_manifest(planner, manifest) do
+    index = %{
+      sources: Map.new(manifest.sources, &{&1.path, &1}),
+      exports: Map.new(manifest.modules, &{&1.name, &1.export}),
+      defined_in:
+        for(
+          %{path: path, modules: modules} <- manifest.sources,
           module <- modules,
           into: %{},
           do: {module, path}
+        ),
+      recompile: for(%{recompile: true, name: module} <- manifest.modules, do: module)
+    }
+
+    %{planner | manifest: manifest, index: index}
+  end
+
+  defp outcome(delta, planner, beams) do
+    defined_in = planner.index.defined_in
 
     %{
       modules: for(%{name: name, export: export} <- delta.modules, do: {name, export, defined_in[name]}),
