@@ -1,7 +1,7 @@
 defmodule DebugReload.NativeTest do
   use ExUnit.Case, async: true
 
-  alias DebugReload.Native
+  alias DebugReload.{Native, SourceTree}
 
   @moduletag :tmp_dir
 
@@ -26,6 +26,39 @@ defmodule DebugReload.NativeTest do
              Native.diff_snapshots(old, new, nil)
 
     assert %{changed: [], added: [], removed: ["c"]} = Native.diff_snapshots(old, new, ["c"])
+  end
+
+  test "a source tree reports changes against its baseline until they are accepted", %{tmp_dir: dir} do
+    a = Path.join(dir, "lib/a.ex")
+    b = Path.join(dir, "lib/b.ex")
+    File.mkdir_p!(Path.dirname(a))
+    File.write!(a, "a")
+    File.write!(b, "b")
+    {tree, []} = SourceTree.new([dir], [".ex"])
+    assert tree.digests == %{a => Native.digest_binary("a"), b => Native.digest_binary("b")}
+
+    assert {%{changed: [], added: [], removed: [], unchanged: 2, digests: %{}}, []} =
+             SourceTree.changes(tree, nil)
+
+    File.write!(a, "a2")
+    File.rm!(b)
+    c = Path.join(dir, "lib/c.ex")
+    File.write!(c, "c")
+    {changes, []} = SourceTree.changes(tree, nil)
+    assert %{changed: [^a], added: [^c], removed: [^b]} = changes
+    assert changes.digests == %{a => Native.digest_binary("a2"), c => Native.digest_binary("c")}
+    # Only within the scope, and asking twice moves nothing.
+    assert {%{changed: [], added: [], removed: [^b]}, []} = SourceTree.changes(tree, [b])
+    assert {^changes, []} = SourceTree.changes(tree, nil)
+
+    tree = SourceTree.accept(tree, changes)
+    assert tree.digests == %{a => Native.digest_binary("a2"), c => Native.digest_binary("c")}
+    assert {%{changed: [], added: [], removed: []}, []} = SourceTree.changes(tree, nil)
+
+    # A forgotten path is new again, here and in Rust.
+    tree = SourceTree.forget(tree, [c])
+    refute SourceTree.member?(tree, c)
+    assert {%{added: [^c]}, []} = SourceTree.changes(tree, nil)
   end
 
   test "digests of missing files are absent, not errors", %{tmp_dir: dir} do

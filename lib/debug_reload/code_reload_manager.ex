@@ -67,6 +67,7 @@ defmodule DebugReload.CodeReloadManager do
     Project,
     Protocols,
     Report,
+    SourceTree,
     Staleness,
     Watcher
   }
@@ -110,8 +111,9 @@ defmodule DebugReload.CodeReloadManager do
     # module => {beam path, binary} loaded back by a rolled-back reload: the
     # beam on disk is newer than the code that runs
     rolled_back: %{},
-    # path => digest of the sources the loaded code was compiled from
-    sources: %{},
+    # DebugReload.SourceTree: the digests of the sources the loaded code
+    # was compiled from
+    sources: nil,
     # source path => text, for sources of interpreted modules
     texts: %{},
     # beam path => digest of the beams that are loaded (or on disk, unloaded)
@@ -354,7 +356,7 @@ defmodule DebugReload.CodeReloadManager do
     # the manager's snapshot; they start from their current state.
     deps = Enum.flat_map(state.project.path_deps, & &1.source_dirs)
     {dep_sources, _errors} = Native.scan_sources(deps, Watcher.extensions())
-    baseline = Map.merge(dep_sources, state.sources)
+    baseline = Map.merge(dep_sources, state.sources.digests)
     opts = Keyword.merge([baseline: baseline], Keyword.take(opts, [:debounce]))
 
     with [_ | _] = roots <- Watcher.roots(state.project),
@@ -384,20 +386,18 @@ defmodule DebugReload.CodeReloadManager do
   end
 
   defp snapshot(state, project) do
-    {sources, _errors} = scan_sources(project)
+    # The whole project tree (Native skips _build, deps and .git): the same
+    # set for the baseline and for every later scan, whatever the layout.
+    {sources, _errors} = SourceTree.new([project.root], Project.source_extensions())
     {beams, _errors} = Native.scan_sources(Project.beam_dirs(project), [".beam"])
     # Sources edited after the last compile are left out, so the first
     # reload sees them as changed instead of taking them as the baseline.
-    edited = Staleness.edited_since_compile(project, Map.keys(sources))
-    sources = Map.drop(sources, edited)
+    edited = Staleness.edited_since_compile(project, SourceTree.paths(sources))
+    sources = SourceTree.forget(sources, edited)
     state = %{state | project: project, sources: sources, beams: beams, unsettled: MapSet.new(edited)}
     subscribe_to_interpreter()
     remember_interpreted(state, Interpreter.interpreted())
   end
-
-  # The whole project tree (Native skips _build, deps and .git): the same
-  # set for the baseline and for every later scan, whatever the layout.
-  defp scan_sources(project), do: Native.scan_sources([project.root], Project.source_extensions())
 
   defp subscribe_to_interpreter, do: Interpreter.subscribe()
 
@@ -434,7 +434,7 @@ defmodule DebugReload.CodeReloadManager do
   defp remember_text(state, source) do
     with false <- Map.has_key?(state.texts, source),
          {:ok, bytes} <- File.read(source),
-         true <- Map.get(state.sources, source) == Native.digest_binary(bytes),
+         true <- SourceTree.digest(state.sources, source) == Native.digest_binary(bytes),
          text when is_binary(text) <- Loader.utf8(bytes) do
       put_in(state.texts[source], text)
     else
@@ -455,8 +455,7 @@ defmodule DebugReload.CodeReloadManager do
 
     with :ok <- check_restart_files(state),
          {:ok, scope} <- resolve_paths(Keyword.get(opts, :paths), state) do
-      {current, _errors} = scan(scope, state)
-      changes = diff_sources(state.sources, current, scope)
+      {changes, _errors} = SourceTree.changes(state.sources, scope)
       files = Map.take(changes, [:changed, :added, :removed])
       report = %Report{files: files, timings: sync_timing(%{plan_us: now() - t0_plan}, t0_plan - t0)}
 
@@ -470,7 +469,7 @@ defmodule DebugReload.CodeReloadManager do
         true ->
           Staleness.ensure_visible(state.project, changes.changed ++ changes.added)
 
-          compile_and_load(report, scope, current, Keyword.get(opts, :force, false), %{
+          compile_and_load(report, scope, changes, Keyword.get(opts, :force, false), %{
             state
             | call_opts: opts
           })
@@ -506,16 +505,7 @@ defmodule DebugReload.CodeReloadManager do
       :code.is_loaded(module) != false
   end
 
-  # Most reloads of a whole project find nothing changed: equal maps
-  # need no diff.
-  defp diff_sources(same, same, nil), do: %{changed: [], added: [], removed: [], unchanged: map_size(same)}
-  defp diff_sources(previous, current, scope), do: Native.diff_snapshots(previous, current, scope)
-
   defp empty?(changes), do: changes.changed == [] and changes.added == [] and changes.removed == []
-
-  defp scan(nil, state), do: scan_sources(state.project)
-
-  defp scan(scope, _state), do: Native.digest_files(scope)
 
   defp resolve_paths(nil, _state), do: {:ok, nil}
 
@@ -527,7 +517,7 @@ defmodule DebugReload.CodeReloadManager do
         not Project.inside?(state.project, abs) ->
           {:halt, {:error, "path #{path} is outside the project #{state.root}"}}
 
-        not File.exists?(abs) and not Map.has_key?(state.sources, abs) ->
+        not File.exists?(abs) and not SourceTree.member?(state.sources, abs) ->
           {:halt, {:error, "path #{path} does not exist"}}
 
         not Project.source?(state.project, abs) ->
@@ -563,7 +553,7 @@ defmodule DebugReload.CodeReloadManager do
   defp sync_timing(timings, waited_us) when waited_us >= 1_000, do: Map.put(timings, :sync_us, waited_us)
   defp sync_timing(timings, _waited_us), do: timings
 
-  defp compile_and_load(report, scope, current, force?, state) do
+  defp compile_and_load(report, scope, changes, force?, state) do
     t0 = now()
 
     case planned_compile(report.files, scope, force?, state) do
@@ -574,7 +564,7 @@ defmodule DebugReload.CodeReloadManager do
             compiler: :planned
         }
 
-        load_compiled(report, compiled, current, %{state | sync_pending: true})
+        load_compiled(report, compiled, changes, %{state | sync_pending: true})
 
       {:planned, result} ->
         report = %{put_in(report.timings[:compile_us], now() - t0) | compiler: :planned}
@@ -588,7 +578,7 @@ defmodule DebugReload.CodeReloadManager do
 
         case result do
           {status, diagnostics, _output} when status in [:ok, :noop] ->
-            load_changes(%{report | diagnostics: diagnostics}, scope, current, force?, state)
+            load_changes(%{report | diagnostics: diagnostics}, scope, changes, force?, state)
 
           error ->
             compile_failed(report, error, state)
@@ -663,7 +653,7 @@ defmodule DebugReload.CodeReloadManager do
 
   # The beams a planned compile returned: those whose content changed are
   # loaded; the ones they replaced are the way back.
-  defp load_compiled(report, compiled, current, state) do
+  defp load_compiled(report, compiled, changes, state) do
     t0 = now()
     digests = Map.new(compiled, &{&1.path, Native.digest_binary(&1.binary)})
     unsettled? = Enum.any?(report.files.changed, &MapSet.member?(state.unsettled, &1))
@@ -694,7 +684,7 @@ defmodule DebugReload.CodeReloadManager do
         unsettled: MapSet.difference(state.unsettled, MapSet.new(report.files.changed))
     }
 
-    load_read(report, {nil, current, t0}, read, {beams, beam_changes}, state)
+    load_read(report, {nil, changes, t0}, read, {beams, beam_changes}, state)
   end
 
   defp compiled_old_binaries(compiled, state) do
@@ -736,21 +726,21 @@ defmodule DebugReload.CodeReloadManager do
 
   defp first_line(text), do: text |> String.trim() |> String.split("\n", parts: 2) |> hd()
 
-  defp load_changes(report, scope, current, force?, state) do
+  defp load_changes(report, scope, changes, force?, state) do
     t0 = now()
     {beams, _} = Native.scan_sources(Project.beam_dirs(state.project), [".beam"])
     beam_changes = Native.diff_snapshots(state.beams, beams, nil)
     {report, state} = resolve_plan(report, beam_changes, state)
 
     read =
-      (beam_changes.changed ++ beam_changes.added ++ forced_beams(force?, scope, current, state))
+      (beam_changes.changed ++ beam_changes.added ++ forced_beams(force?, scope, changes, state))
       |> Enum.uniq()
       |> read_beams(beams)
 
-    load_read(report, {scope, current, t0}, read, {beams, beam_changes}, state)
+    load_read(report, {scope, changes, t0}, read, {beams, beam_changes}, state)
   end
 
-  defp load_read(report, {scope, current, t0}, {loads, skipped, errors}, {beams, beam_changes}, state) do
+  defp load_read(report, {scope, changes, t0}, {loads, skipped, errors}, {beams, beam_changes}, state) do
     sources_in_scope = if scope, do: MapSet.new(scope), else: nil
 
     {loads, not_run} =
@@ -762,7 +752,7 @@ defmodule DebugReload.CodeReloadManager do
       [] ->
         load_checked(
           report,
-          {scope, sources_in_scope, current, t0},
+          {scope, sources_in_scope, changes, t0},
           {loads, skipped, errors},
           {beams, beam_changes, not_run},
           state
@@ -798,7 +788,7 @@ defmodule DebugReload.CodeReloadManager do
     |> Kernel.<>("; remove one definition and reload")
   end
 
-  defp load_checked(report, {scope, sources_in_scope, current, t0}, {loads, skipped, errors}, beams, state) do
+  defp load_checked(report, {scope, sources_in_scope, changes, t0}, {loads, skipped, errors}, beams, state) do
     {beams, beam_changes, not_run} = beams
     consolidation = Project.consolidation_dirs(state.project)
 
@@ -821,7 +811,7 @@ defmodule DebugReload.CodeReloadManager do
 
         state = %{
           state
-          | sources: update_sources(state.sources, current, scope),
+          | sources: SourceTree.accept(state.sources, changes),
             beams: update_beams(state.beams, beams, loaded_paths, skipped, outcome.entries),
             old_binaries: %{},
             rolled_back: %{}
@@ -883,10 +873,10 @@ defmodule DebugReload.CodeReloadManager do
     }
   end
 
-  defp forced_beams(false, _scope, _current, _state), do: []
+  defp forced_beams(false, _scope, _changes, _state), do: []
 
-  defp forced_beams(true, scope, current, state) do
-    files = MapSet.new(scope || Map.keys(current))
+  defp forced_beams(true, scope, changes, state) do
+    files = MapSet.new(scope || SourceTree.paths(state.sources) ++ changes.added)
 
     for {_module, %{source: source, path: path}} <- state.interpreted,
         MapSet.member?(files, source),
@@ -955,12 +945,6 @@ defmodule DebugReload.CodeReloadManager do
       end)
 
     %{state | pending: pending}
-  end
-
-  defp update_sources(_previous, current, nil), do: current
-
-  defp update_sources(previous, current, scope) do
-    previous |> Map.drop(scope) |> Map.merge(current)
   end
 
   # Beams we did not load keep their old digest so a later reload retries them.

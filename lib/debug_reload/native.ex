@@ -75,6 +75,25 @@ defmodule DebugReload.Native do
   def diff_snapshots(_previous, _current, _scope), do: not_loaded()
 
   @doc """
+  Scans `roots` like `scan_sources/2` and keeps the result as the baseline
+  of a source tree (a resource); returns the tree and the baseline.
+  """
+  @spec source_tree_new([String.t()], [String.t()]) :: {reference(), snapshot(), scan_errors()}
+  def source_tree_new(_roots, _extensions), do: not_loaded()
+
+  @doc """
+  The changes of the tree since its baseline (of `scope`'s paths only,
+  when given), with `:digests` of the changed and added files and the
+  scan `:errors`. The baseline does not move.
+  """
+  @spec source_tree_changes(reference(), [String.t()] | nil) :: map()
+  def source_tree_changes(_tree, _scope), do: not_loaded()
+
+  @doc "Moves the tree's baseline: `digests` are current, `removed` are gone."
+  @spec source_tree_accept(reference(), snapshot(), [String.t()]) :: :ok
+  def source_tree_accept(_tree, _digests, _removed), do: not_loaded()
+
+  @doc """
   Maps breakpoint `lines` of one module from the old code to the new.
 
   `old_text` is the snapshot of the source the old code was compiled from

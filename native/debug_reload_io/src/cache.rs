@@ -41,13 +41,23 @@ fn cache() -> &'static Mutex<HashMap<String, Entry>> {
 
 /// The digest of the file at `path`: remembered, or computed by `digest`.
 pub fn digest_with(path: &str, digest: impl Fn(&Path) -> io::Result<String>) -> io::Result<String> {
-    let identity = match identity(path) {
-        Ok(identity) => identity,
+    match fs::metadata(path) {
+        Ok(meta) => digest_with_metadata(path, &meta, digest),
         Err(e) => {
             forget(path);
-            return Err(e);
+            Err(e)
         }
-    };
+    }
+}
+
+/// As [`digest_with`], with the file's metadata already at hand (a
+/// directory walk gets it without resolving the path again).
+pub fn digest_with_metadata(
+    path: &str,
+    meta: &fs::Metadata,
+    digest: impl Fn(&Path) -> io::Result<String>,
+) -> io::Result<String> {
+    let identity = identity(meta);
     if let Some(entry) = lock().get(path) {
         if Some(entry.identity) == identity {
             return Ok(entry.digest.clone());
@@ -93,23 +103,22 @@ fn settled(id: Identity, now: SystemTime) -> bool {
 }
 
 #[cfg(unix)]
-fn identity(path: &str) -> io::Result<Option<Identity>> {
+fn identity(meta: &fs::Metadata) -> Option<Identity> {
     use std::os::unix::fs::MetadataExt;
-    let meta = fs::metadata(path)?;
     let ns = |secs: i64, nanos: i64| secs as i128 * 1_000_000_000 + nanos as i128;
-    Ok(Some(Identity {
+    Some(Identity {
         dev: meta.dev(),
         ino: meta.ino(),
         len: meta.len(),
         mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
         ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-    }))
+    })
 }
 
 // Without a change time nothing is remembered.
 #[cfg(not(unix))]
-fn identity(path: &str) -> io::Result<Option<Identity>> {
-    fs::metadata(path).map(|_| None)
+fn identity(_meta: &fs::Metadata) -> Option<Identity> {
+    None
 }
 
 #[cfg(test)]

@@ -4,3 +4,4 @@
 pub mod cache;
 pub mod scan;
 pub mod text;
+pub mod tree;

@@ -37,8 +37,12 @@ pub fn scan(roots: &[String], extensions: &[String]) -> (Snapshot, Vec<ScanError
         collect(Path::new(root), extensions, &mut files, &mut errors);
     }
     let mut snapshot = Snapshot::new();
-    for path in files {
-        match cache::digest_with(&path, digest_file) {
+    for (path, meta) in files {
+        let digest = match meta {
+            Some(meta) => cache::digest_with_metadata(&path, &meta, digest_file),
+            None => cache::digest_with(&path, digest_file),
+        };
+        match digest {
             Ok(digest) => {
                 snapshot.insert(path, digest);
             }
@@ -73,19 +77,18 @@ pub fn digest_paths(paths: &[String]) -> (Snapshot, Vec<ScanError>) {
     (snapshot, errors)
 }
 
-fn collect(
-    dir: &Path,
-    extensions: &[String],
-    files: &mut Vec<String>,
-    errors: &mut Vec<ScanError>,
-) {
+/// A file found by the walk, with its metadata when the walk got it
+/// cheaply (relative to the open directory; symlinks are followed later).
+type Found = (String, Option<fs::Metadata>);
+
+fn collect(dir: &Path, extensions: &[String], files: &mut Vec<Found>, errors: &mut Vec<ScanError>) {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return,
         Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
             // A root may name a single file.
             if matches_extension(dir, extensions) {
-                files.push(dir.to_string_lossy().into_owned());
+                files.push((dir.to_string_lossy().into_owned(), None));
             }
             return;
         }
@@ -97,10 +100,8 @@ fn collect(
             return;
         }
     };
-    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
+    // The snapshot is ordered by path, so the listing need not be.
+    for entry in entries.filter_map(Result::ok) {
         // file_type() does not follow symlinks, so a link cycle cannot loop.
         let Ok(kind) = entry.file_type() else {
             continue;
@@ -108,20 +109,29 @@ fn collect(
         if kind.is_dir() {
             let name = entry.file_name();
             if !IGNORED_DIRS.iter().any(|d| name == *d) {
-                collect(&path, extensions, files, errors);
+                collect(&entry.path(), extensions, files, errors);
             }
-        } else if (kind.is_file() || kind.is_symlink()) && matches_extension(&path, extensions) {
-            files.push(path.to_string_lossy().into_owned());
+        } else if (kind.is_file() || kind.is_symlink())
+            && name_matches(&entry.file_name(), extensions)
+        {
+            let meta = if kind.is_file() {
+                entry.metadata().ok()
+            } else {
+                None
+            };
+            files.push((entry.path().to_string_lossy().into_owned(), meta));
         }
     }
 }
 
 fn matches_extension(path: &Path, extensions: &[String]) -> bool {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    extensions.iter().any(|ext| name.ends_with(ext.as_str()))
+    path.file_name()
+        .is_some_and(|name| name_matches(name, extensions))
+}
+
+fn name_matches(name: &std::ffi::OsStr, extensions: &[String]) -> bool {
+    let bytes = name.as_encoded_bytes();
+    extensions.iter().any(|ext| bytes.ends_with(ext.as_bytes()))
 }
 
 #[cfg(test)]

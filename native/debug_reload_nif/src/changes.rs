@@ -1,7 +1,9 @@
 use debug_reload_core::changes::{self, Snapshot};
 use debug_reload_io::scan::{self, ScanError};
-use rustler::NifMap;
+use debug_reload_io::tree::SourceTree;
+use rustler::{NifMap, ResourceArc};
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 #[derive(NifMap)]
 struct ChangeSetTerm {
@@ -52,4 +54,79 @@ fn diff_snapshots(
         removed: set.removed,
         unchanged: set.unchanged,
     }
+}
+
+// -- the source tree, held as a resource -------------------------------------
+
+pub struct SourceTreeResource {
+    tree: Mutex<SourceTree>,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for SourceTreeResource {}
+
+impl SourceTreeResource {
+    fn with<T>(&self, f: impl FnOnce(&mut SourceTree) -> T) -> T {
+        // Accepting changes only inserts and removes entries: a panic
+        // part-way leaves a usable (if stale) baseline.
+        let mut tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut tree)
+    }
+}
+
+#[derive(NifMap)]
+struct TreeChangesTerm {
+    changed: Vec<String>,
+    added: Vec<String>,
+    removed: Vec<String>,
+    unchanged: usize,
+    digests: HashMap<String, String>,
+    errors: Errors,
+}
+
+/// Scans `roots`; the scan is the tree's baseline, returned as well.
+#[rustler::nif(schedule = "DirtyIo")]
+fn source_tree_new(
+    roots: Vec<String>,
+    extensions: Vec<String>,
+) -> (
+    ResourceArc<SourceTreeResource>,
+    HashMap<String, String>,
+    Errors,
+) {
+    let (tree, errors) = SourceTree::new(roots, extensions);
+    let baseline = tree.baseline().clone().into_iter().collect();
+    let resource = ResourceArc::new(SourceTreeResource {
+        tree: Mutex::new(tree),
+    });
+    (resource, baseline, errors_term(errors))
+}
+
+/// What changed since the baseline (within `scope` when given), with the
+/// new digests of changed and added files. The baseline does not move.
+#[rustler::nif(schedule = "DirtyIo")]
+fn source_tree_changes(
+    tree: ResourceArc<SourceTreeResource>,
+    scope: Option<Vec<String>>,
+) -> TreeChangesTerm {
+    let changes = tree.with(|t| t.changes(scope.as_deref()));
+    TreeChangesTerm {
+        changed: changes.set.changed,
+        added: changes.set.added,
+        removed: changes.set.removed,
+        unchanged: changes.set.unchanged,
+        digests: changes.digests.into_iter().collect(),
+        errors: errors_term(changes.errors),
+    }
+}
+
+/// Moves the baseline: `digests` are current now, `removed` are gone.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn source_tree_accept(
+    tree: ResourceArc<SourceTreeResource>,
+    digests: HashMap<String, String>,
+    removed: Vec<String>,
+) -> rustler::Atom {
+    tree.with(|t| t.accept(digests.into_iter().collect(), &removed));
+    rustler::types::atom::ok()
 }

@@ -1,0 +1,136 @@
+//! A source tree and the digests the running code was compiled from.
+//!
+//! The baseline stays here, next to the scanner, so that asking "what
+//! changed?" costs a walk of the tree and returns only the changes: the
+//! whole snapshot never has to cross into the caller and back.
+
+use crate::scan::{self, ScanError};
+use debug_reload_core::changes::{self, ChangeSet, Snapshot};
+
+pub struct SourceTree {
+    roots: Vec<String>,
+    extensions: Vec<String>,
+    baseline: Snapshot,
+}
+
+/// What changed against the baseline, with the new digests of the
+/// changed and added files (what [`SourceTree::accept`] takes).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TreeChanges {
+    pub set: ChangeSet,
+    pub digests: Snapshot,
+    pub errors: Vec<ScanError>,
+}
+
+impl SourceTree {
+    /// Scans `roots` (files ending with one of `extensions`); the scan is
+    /// the baseline.
+    pub fn new(roots: Vec<String>, extensions: Vec<String>) -> (Self, Vec<ScanError>) {
+        let (baseline, errors) = scan::scan(&roots, &extensions);
+        let tree = SourceTree {
+            roots,
+            extensions,
+            baseline,
+        };
+        (tree, errors)
+    }
+
+    pub fn baseline(&self) -> &Snapshot {
+        &self.baseline
+    }
+
+    /// The changes since the baseline: of the whole tree, or only of the
+    /// paths in `scope` (a path in scope that is gone counts as removed).
+    /// The baseline is left as it is.
+    pub fn changes(&self, scope: Option<&[String]>) -> TreeChanges {
+        let (current, errors) = match scope {
+            None => scan::scan(&self.roots, &self.extensions),
+            Some(paths) => scan::digest_paths(paths),
+        };
+        let set = changes::diff(&self.baseline, &current, scope);
+        let digests = set
+            .changed
+            .iter()
+            .chain(&set.added)
+            .filter_map(|path| current.get(path).map(|d| (path.clone(), d.clone())))
+            .collect();
+        TreeChanges {
+            set,
+            digests,
+            errors,
+        }
+    }
+
+    /// Moves the baseline: `digests` are now current, `removed` are gone.
+    pub fn accept(&mut self, digests: Snapshot, removed: &[String]) {
+        for path in removed {
+            self.baseline.remove(path);
+        }
+        self.baseline.extend(digests);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::path::Path;
+
+    fn write(dir: &Path, rel: &str, body: &str) -> String {
+        let path = dir.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, body).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    fn tree(dir: &Path) -> SourceTree {
+        let (tree, errors) = SourceTree::new(
+            vec![dir.to_string_lossy().into_owned()],
+            vec![".ex".to_string()],
+        );
+        assert!(errors.is_empty());
+        tree
+    }
+
+    #[test]
+    fn reports_changes_until_they_are_accepted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = write(tmp.path(), "lib/a.ex", "a");
+        let b = write(tmp.path(), "lib/b.ex", "b");
+        let mut tree = tree(tmp.path());
+        assert!(tree.changes(None).set.is_empty());
+
+        fs::write(&a, "a2").unwrap();
+        fs::remove_file(&b).unwrap();
+        let c = write(tmp.path(), "lib/nested/c.ex", "c");
+        let changes = tree.changes(None);
+        assert_eq!(changes.set.changed, vec![a.clone()]);
+        assert_eq!(changes.set.added, vec![c.clone()]);
+        assert_eq!(changes.set.removed, vec![b.clone()]);
+        assert_eq!(
+            changes.digests.keys().cloned().collect::<Vec<_>>(),
+            vec![a.clone(), c.clone()]
+        );
+        // Asking again changes nothing: the baseline moves only on accept.
+        assert_eq!(tree.changes(None), changes);
+
+        tree.accept(changes.digests, &changes.set.removed);
+        assert!(tree.changes(None).set.is_empty());
+        assert_eq!(tree.baseline().len(), 2);
+        assert_eq!(tree.baseline()[&a], scan::digest_bytes(b"a2"));
+    }
+
+    #[test]
+    fn a_scope_looks_at_its_paths_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = write(tmp.path(), "a.ex", "a");
+        let b = write(tmp.path(), "b.ex", "b");
+        let tree = tree(tmp.path());
+        fs::write(&a, "a2").unwrap();
+        fs::remove_file(&b).unwrap();
+        let changes = tree.changes(Some(std::slice::from_ref(&b)));
+        assert!(changes.set.changed.is_empty());
+        assert_eq!(changes.set.removed, vec![b]);
+        assert!(changes.digests.is_empty());
+    }
+}
