@@ -144,8 +144,9 @@ defmodule DebugReload.Bench.Markdown do
     compiled the planned files; *load*: beams read, modules re-interpreted, processes moved,
     breakpoints moved; *bp*: breakpoints set, when the report times them apart from loading,
     else —). *catch-up* is Mix's compile task bringing its manifests up to date in the worker
-    after a planned compile, in the background (`DebugReload.await_sync/1`, called after each
-    reload, outside the reload's time): a reload that comes sooner waits for it.
+    after a planned compile, started once the reload has replied and run in the background
+    (`DebugReload.await_sync/1`, called after each reload, outside the reload's time): a reload
+    that comes sooner waits for it.
     *bare* is the same files compiled alone by `Kernel.ParallelCompiler.compile_to_path/3` in a warm
     node of its own (timed inside that node). *restart* is the lower bound described below, after
     the same edit. The one-module edit is a service in the middle of the call layers; the five
