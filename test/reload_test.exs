@@ -177,6 +177,8 @@ defmodule DebugReload.ReloadTest do
 
     assert [%{old_line: 3, new_line: 5, status: :moved, reason: reason}] = report.breakpoints
     assert reason =~ "moved"
+    # Their time is reported apart, as a part of the load's.
+    assert report.timings.breakpoints_us > 0 and report.timings.breakpoints_us <= report.timings.load_us
     assert [{{_, 5}, [:active, :enable, :null, {__MODULE__, :always}]}] = :int.all_breaks(m.calc)
 
     test = self()

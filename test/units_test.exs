@@ -80,7 +80,7 @@ defmodule DebugReload.UnitsTest do
       }
 
       assert to_string(report) ==
-               "Reloaded 2 of 120 modules in 41 ms (compile 30, interpret 8, breakpoints 1); 1 breakpoint moved"
+               "Reloaded 2 of 120 modules in 41 ms (compile 30, interpret 7, breakpoints 1); 1 breakpoint moved"
 
       assert inspect(report) =~ "A:3 -> 5 moved"
       assert to_string(%Report{status: :noop, total_modules: 3}) =~ "Nothing to reload"

@@ -75,7 +75,7 @@ defmodule DebugReload.Bench.EditReload do
       plan: Enum.map(samples, &Map.get(&1, :plan_us, 0)),
       compile: Enum.map(samples, &Map.get(&1, :compile_us, 0)),
       load: Enum.map(samples, &Map.get(&1, :load_us, 0)),
-      # Absent when the manager sets breakpoints as part of loading.
+      # Part of the load's time.
       breakpoints: for(%{breakpoints_us: us} <- samples, do: us),
       bare: Enum.map(samples, & &1.bare_us),
       catch_up: Enum.map(samples, &Map.get(&1, :catch_up_us, 0)),

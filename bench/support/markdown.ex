@@ -142,8 +142,8 @@ defmodule DebugReload.Bench.Markdown do
     and diff of the sources; *compile*: in the warm worker node, the planned files alone, or Mix's
     compile task when the plan cannot vouch for the result; *planned*: how many of the runs
     compiled the planned files; *load*: beams read, modules re-interpreted, processes moved,
-    breakpoints moved; *bp*: breakpoints set, when the report times them apart from loading,
-    else —). *catch-up* is Mix's compile task bringing its manifests up to date in the worker
+    breakpoints moved; *bp*: the part of *load* spent working out where the edited modules'
+    breakpoints go and moving them). *catch-up* is Mix's compile task bringing its manifests up to date in the worker
     after a planned compile, started once the reload has replied and run in the background
     (`DebugReload.await_sync/1`, called after each reload, outside the reload's time): a reload
     that comes sooner waits for it.

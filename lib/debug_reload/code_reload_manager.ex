@@ -806,7 +806,8 @@ defmodule DebugReload.CodeReloadManager do
 
     case Loader.apply(batch, state, loader_opts(state)) do
       {:ok, outcome, state} ->
-        report = put_in(report.timings[:load_us], now() - t0)
+        timings = Map.merge(report.timings, %{load_us: now() - t0, breakpoints_us: outcome.breakpoints_us})
+        report = %{report | timings: timings}
         loaded_paths = MapSet.new(Enum.map(loads ++ not_run ++ removed, & &1.path))
 
         state = %{

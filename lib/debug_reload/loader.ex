@@ -26,17 +26,25 @@ defmodule DebugReload.Loader do
 
   alias DebugReload.{Beam, Breakpoints, Cluster, ExecutableLines, Guards, Interpreter, Migration, Patterns}
 
-  defstruct entries: [], processes: [], warnings: [], planned: [], migrations: [], state: nil
+  defstruct entries: [],
+            processes: [],
+            warnings: [],
+            planned: [],
+            migrations: [],
+            state: nil,
+            breakpoints_us: 0
 
   # The undo log lives in the process dictionary, not in the struct: a step
   # that raises half-way must not lose the undo entries of what it did.
   @undo_log {__MODULE__, :undo_log}
 
+  @typedoc "`:breakpoints_us`: the time spent working out and moving breakpoints."
   @type outcome :: %{
           entries: [DebugReload.Report.module_entry()],
           processes: [DebugReload.Report.process_entry()],
           warnings: [String.t()],
-          planned: [Breakpoints.planned()]
+          planned: [Breakpoints.planned()],
+          breakpoints_us: non_neg_integer()
         }
 
   @typedoc """
@@ -339,6 +347,7 @@ defmodule DebugReload.Loader do
 
         record_undo(undo)
         new_text = read_text(info.source)
+        started = now()
         # Executable lines only matter to breakpoints: a module without any
         # keeps its beam and works them out if one is set before its next edit.
         {old, new_entry} =
@@ -375,7 +384,8 @@ defmodule DebugReload.Loader do
            | state: state,
              entries: tx.entries ++ [entry(info, action, reason)],
              processes: tx.processes ++ process_entries(swap.pending, info.module),
-             planned: tx.planned ++ moved
+             planned: tx.planned ++ moved,
+             breakpoints_us: tx.breakpoints_us + (now() - started)
          }}
 
       {:error, {:busy, pids}} ->
@@ -495,13 +505,16 @@ defmodule DebugReload.Loader do
   # -- 7. breakpoints ---------------------------------------------------------
 
   defp move_breakpoints(tx, opts) do
+    started = now()
     modules = tx.planned |> Enum.flat_map(&[&1.module, &1.from_module]) |> Enum.uniq()
     before = for module <- modules, do: {module, Interpreter.breakpoints(module)}
     record_undo({:breakpoints, before})
     fault!(opts, :breakpoints)
     Breakpoints.apply_plan(tx.planned)
-    {:ok, tx}
+    {:ok, %{tx | breakpoints_us: tx.breakpoints_us + (now() - started)}}
   end
+
+  defp now, do: System.monotonic_time(:microsecond)
 
   # -- rollback ---------------------------------------------------------------
 
@@ -555,8 +568,15 @@ defmodule DebugReload.Loader do
     end
   end
 
-  defp outcome(tx),
-    do: %{entries: tx.entries, processes: tx.processes, warnings: tx.warnings, planned: tx.planned}
+  defp outcome(tx) do
+    %{
+      entries: tx.entries,
+      processes: tx.processes,
+      warnings: tx.warnings,
+      planned: tx.planned,
+      breakpoints_us: tx.breakpoints_us
+    }
+  end
 
   defp rolled_back_outcome(tx, batch, restore_failures) do
     entries =
@@ -567,7 +587,8 @@ defmodule DebugReload.Loader do
       entries: entries,
       processes: Enum.filter(tx.processes, &(&1.status in [:migration_failed])),
       warnings: tx.warnings ++ restore_failures,
-      planned: []
+      planned: [],
+      breakpoints_us: tx.breakpoints_us
     }
   end
 
