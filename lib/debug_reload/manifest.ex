@@ -23,6 +23,8 @@ defmodule DebugReload.Manifest do
   with absolute paths; see the types.
   """
 
+  alias DebugReload.Native
+
   @supported 14..29
 
   @type app :: %{name: atom(), root: String.t(), source_dirs: [String.t()], deps: [atom()]}
@@ -310,9 +312,23 @@ defmodule DebugReload.Manifest do
   defp absolute(source, app) do
     %{
       source
-      | path: Path.expand(source.path, app.root),
-        external: Enum.map(source.external, &Path.expand(&1, app.root))
+      | path: expand(source.path, app.root),
+        external: Enum.map(source.external, &expand(&1, app.root))
     }
+  end
+
+  # Mix records plain relative paths ("lib/a.ex"): joining them to the
+  # (absolute) app root is enough, and the manifest is read after every
+  # compile, so the full normalisation is kept for the paths that need it.
+  defp expand(path, root) do
+    if Path.type(path) == :relative and not dotted?(path),
+      do: Path.join(root, path),
+      else: Path.expand(path, root)
+  end
+
+  defp dotted?(path) do
+    path in [".", ".."] or String.starts_with?(path, ["./", "../", "~"]) or
+      String.contains?(path, ["/./", "/../", "//"]) or String.ends_with?(path, ["/.", "/.."])
   end
 
   # -- Erlang -----------------------------------------------------------------
@@ -320,11 +336,7 @@ defmodule DebugReload.Manifest do
   # Mix's Erlang compiler records only its outputs; the sources say the
   # rest: the module is the file's base name, includes are attributes.
   defp erlang_sources(app) do
-    dirs = app.source_dirs
-
-    for dir <- dirs,
-        path <- Path.wildcard(Path.join(dir, "**/*.erl")),
-        uniq: true do
+    for path <- app.source_dirs |> Native.list_files([".erl"]) |> Enum.uniq() do
       %{
         empty_source(path, :erlang)
         | modules: [path |> Path.basename(".erl") |> String.to_atom()],
@@ -370,8 +382,7 @@ defmodule DebugReload.Manifest do
   # (the MixProject, helpers in config) are part of the picture.
   defp script_sources(app) do
     [Path.join(app.root, "mix.exs")]
-    |> Enum.concat(Path.wildcard(Path.join(app.root, "config/**/*.exs")))
-    |> Enum.concat(Enum.flat_map(app.source_dirs, &Path.wildcard(Path.join(&1, "**/*.exs"))))
+    |> Enum.concat(Native.list_files([Path.join(app.root, "config") | app.source_dirs], [".exs"]))
     |> Enum.uniq()
     |> Enum.filter(&File.regular?/1)
     |> Enum.map(&%{empty_source(&1, :script) | modules: defined_modules(&1)})

@@ -62,6 +62,14 @@ defmodule DebugReload.Native do
   @spec scan_sources([String.t()], [String.t()]) :: {snapshot(), scan_errors()}
   def scan_sources(_roots, _extensions), do: not_loaded()
 
+  @doc """
+  Files below `roots` whose names end with one of `extensions`, sorted, as
+  `Path.wildcard("root/**/*ext")` lists them (hidden entries skipped; also
+  `_build`, `deps`, `.git`), without reading them.
+  """
+  @spec list_files([String.t()], [String.t()]) :: [String.t()]
+  def list_files(_roots, _extensions), do: not_loaded()
+
   @doc "Digests exactly `paths`; missing files are absent from the snapshot."
   @spec digest_files([String.t()]) :: {snapshot(), scan_errors()}
   def digest_files(_paths), do: not_loaded()

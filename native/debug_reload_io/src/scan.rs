@@ -34,7 +34,12 @@ pub fn scan(roots: &[String], extensions: &[String]) -> (Snapshot, Vec<ScanError
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for root in roots {
-        collect(Path::new(root), extensions, &mut files, &mut errors);
+        collect(
+            Path::new(root),
+            &Filter::sources(extensions),
+            &mut files,
+            &mut errors,
+        );
     }
     let mut snapshot = Snapshot::new();
     for (path, meta) in files {
@@ -55,6 +60,24 @@ pub fn scan(roots: &[String], extensions: &[String]) -> (Snapshot, Vec<ScanError
         }
     }
     (snapshot, errors)
+}
+
+/// The files below `roots` whose name ends with one of `extensions`, as
+/// a `**/*.ext` wildcard lists them: hidden entries (a leading dot) are
+/// skipped, and so are [`IGNORED_DIRS`]. Sorted; unreadable directories
+/// are left out.
+pub fn list(roots: &[String], extensions: &[String]) -> Vec<String> {
+    let filter = Filter {
+        extensions,
+        skip_hidden: true,
+    };
+    let mut files = Vec::new();
+    for root in roots {
+        collect(Path::new(root), &filter, &mut files, &mut Vec::new());
+    }
+    let mut paths: Vec<String> = files.into_iter().map(|(path, _)| path).collect();
+    paths.sort();
+    paths
 }
 
 /// Digests exactly the given files. Missing files are left out of the
@@ -81,13 +104,31 @@ pub fn digest_paths(paths: &[String]) -> (Snapshot, Vec<ScanError>) {
 /// cheaply (relative to the open directory; symlinks are followed later).
 type Found = (String, Option<fs::Metadata>);
 
-fn collect(dir: &Path, extensions: &[String], files: &mut Vec<Found>, errors: &mut Vec<ScanError>) {
+struct Filter<'a> {
+    extensions: &'a [String],
+    skip_hidden: bool,
+}
+
+impl<'a> Filter<'a> {
+    fn sources(extensions: &'a [String]) -> Self {
+        Filter {
+            extensions,
+            skip_hidden: false,
+        }
+    }
+
+    fn skips(&self, name: &std::ffi::OsStr) -> bool {
+        self.skip_hidden && name.as_encoded_bytes().first() == Some(&b'.')
+    }
+}
+
+fn collect(dir: &Path, filter: &Filter, files: &mut Vec<Found>, errors: &mut Vec<ScanError>) {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return,
         Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
             // A root may name a single file.
-            if matches_extension(dir, extensions) {
+            if matches_extension(dir, filter.extensions) {
                 files.push((dir.to_string_lossy().into_owned(), None));
             }
             return;
@@ -106,14 +147,15 @@ fn collect(dir: &Path, extensions: &[String], files: &mut Vec<Found>, errors: &m
         let Ok(kind) = entry.file_type() else {
             continue;
         };
+        let name = entry.file_name();
+        if filter.skips(&name) {
+            continue;
+        }
         if kind.is_dir() {
-            let name = entry.file_name();
             if !IGNORED_DIRS.iter().any(|d| name == *d) {
-                collect(&entry.path(), extensions, files, errors);
+                collect(&entry.path(), filter, files, errors);
             }
-        } else if (kind.is_file() || kind.is_symlink())
-            && name_matches(&entry.file_name(), extensions)
-        {
+        } else if (kind.is_file() || kind.is_symlink()) && name_matches(&name, filter.extensions) {
             let meta = if kind.is_file() {
                 entry.metadata().ok()
             } else {
@@ -170,6 +212,18 @@ mod tests {
         fs::write(&a, "other").unwrap();
         let (snap2, _) = digest_paths(std::slice::from_ref(&a));
         assert_ne!(snap[&a], snap2[&a]);
+    }
+
+    #[test]
+    fn lists_like_a_wildcard_skipping_hidden_entries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = write(tmp.path(), "src/a.erl", "a");
+        let b = write(tmp.path(), "src/deep/b.erl", "b");
+        write(tmp.path(), "src/.hidden/c.erl", "c");
+        write(tmp.path(), "src/.d.erl", "d");
+        write(tmp.path(), "src/e.hrl", "e");
+        let root = tmp.path().join("src").to_string_lossy().into_owned();
+        assert_eq!(list(&[root], &[".erl".into()]), vec![a, b]);
     }
 
     #[test]

@@ -26,6 +26,13 @@ fn scan_sources(roots: Vec<String>, extensions: Vec<String>) -> (HashMap<String,
     (snapshot.into_iter().collect(), errors_term(errors))
 }
 
+/// The files below `roots` with one of `extensions`, as a `**/*.ext`
+/// wildcard lists them (hidden entries skipped), without digesting them.
+#[rustler::nif(schedule = "DirtyIo")]
+fn list_files(roots: Vec<String>, extensions: Vec<String>) -> Vec<String> {
+    scan::list(&roots, &extensions)
+}
+
 /// Digests exactly `paths`; files that do not exist are absent.
 #[rustler::nif(schedule = "DirtyIo")]
 fn digest_files(paths: Vec<String>) -> (HashMap<String, String>, Errors) {
