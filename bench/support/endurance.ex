@@ -29,6 +29,7 @@ defmodule DebugReload.Bench.Endurance do
           reloads: non_neg_integer(),
           ets_tables: non_neg_integer(),
           iserver_memory: non_neg_integer(),
+          iserver_state: non_neg_integer(),
           iserver_subscribers: non_neg_integer(),
           live_subscribers: non_neg_integer(),
           manager_memory: non_neg_integer(),
@@ -138,6 +139,7 @@ defmodule DebugReload.Bench.Endurance do
       reloads: reloads,
       ets_tables: length(:ets.all()),
       iserver_memory: memory(Process.whereis(:dbg_iserver)),
+      iserver_state: state_size(:dbg_iserver),
       iserver_subscribers: length(DebugReload.Bench.Interpreter.subscribers()),
       live_subscribers: Enum.count(DebugReload.Bench.Interpreter.subscribers(), &Process.alive?/1),
       manager_memory: memory(Process.whereis(server)),
@@ -157,6 +159,12 @@ defmodule DebugReload.Bench.Endurance do
       _ -> nil
     end
   end
+
+  # What the interpreter server keeps (its module databases are ETS
+  # tables, counted apart): unlike the process's memory, which moves in
+  # heap-size steps after a collection, this grows only with what it holds.
+  defp state_size(name),
+    do: name |> :sys.get_state() |> :erts_debug.flat_size() |> Kernel.*(:erlang.system_info(:wordsize))
 
   defp memory(pid) do
     {:memory, bytes} = :erlang.process_info(pid, :memory)
