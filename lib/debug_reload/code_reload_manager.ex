@@ -752,7 +752,7 @@ defmodule DebugReload.CodeReloadManager do
       [] ->
         load_checked(
           report,
-          {scope, sources_in_scope, changes, t0},
+          {sources_in_scope, changes, t0},
           {loads, skipped, errors},
           {beams, beam_changes, not_run},
           state
@@ -788,7 +788,7 @@ defmodule DebugReload.CodeReloadManager do
     |> Kernel.<>("; remove one definition and reload")
   end
 
-  defp load_checked(report, {scope, sources_in_scope, changes, t0}, {loads, skipped, errors}, beams, state) do
+  defp load_checked(report, {sources_in_scope, changes, t0}, {loads, skipped, errors}, beams, state) do
     {beams, beam_changes, not_run} = beams
     consolidation = Project.consolidation_dirs(state.project)
 
