@@ -104,11 +104,12 @@ defmodule DebugReload.CompileWorker.Remote do
 
     ensure_code_path(spec.ebin)
     staging = Path.join(Path.dirname(spec.ebin), ".debug_reload_staging")
-    clear_staging(staging)
+    stash_dir = Path.join(Path.dirname(spec.ebin), ".debug_reload_stash")
+    Enum.each([staging, stash_dir], &clear_staging/1)
     # As Mix does before recompiling: no "redefining module" warnings, and
     # no old beam a compile-time user could load instead of the new code.
     Enum.each(Map.keys(spec.exports), &unload/1)
-    stash = stash_beams(spec)
+    stash = stash_beams(spec, stash_dir)
     previous_options = Code.compiler_options(compiler_options(config))
     cwd = File.cwd!()
 
@@ -126,8 +127,7 @@ defmodule DebugReload.CompileWorker.Remote do
       Code.compiler_options(previous_options)
       Code.purge_compiler_modules()
       clear_staging(staging)
-      # Unless the new beams took their place, the old ones go back.
-      for {path, binary} <- Map.values(stash), not File.exists?(path), do: File.write!(path, binary)
+      restore_stash(stash)
     end
   end
 
@@ -136,8 +136,9 @@ defmodule DebugReload.CompileWorker.Remote do
     unless String.to_charlist(ebin) in :code.get_path(), do: Code.prepend_path(ebin)
   end
 
-  # Empty after every compile that installed its beams; a failed one
-  # leaves the beams of the files that did compile.
+  # Empty after every compile: the staging directory once the new beams
+  # are installed (a failed compile leaves those of the files that did
+  # compile), the stash once the old beams are dropped or put back.
   defp clear_staging(staging) do
     case File.ls(staging) do
       {:ok, []} -> :ok
@@ -146,15 +147,21 @@ defmodule DebugReload.CompileWorker.Remote do
     end
   end
 
-  # module => {ebin path, binary} of the beams the compile replaces, taken
-  # out of the ebin while it runs.
-  defp stash_beams(spec) do
+  # {ebin path, stashed path} of the beams the compile replaces, moved out
+  # of the ebin while it runs (the caller has already read them).
+  defp stash_beams(spec, stash_dir) do
     for module <- Map.keys(spec.exports),
-        path = Path.join(spec.ebin, "#{module}.beam"),
-        {:ok, binary} <- [File.read(path)],
-        into: %{} do
-      File.rm!(path)
-      {module, {path, binary}}
+        name = "#{module}.beam",
+        path = Path.join(spec.ebin, name),
+        stashed = Path.join(stash_dir, name),
+        File.rename(path, stashed) == :ok,
+        do: {path, stashed}
+  end
+
+  # Unless the new beams took their place, the old ones go back.
+  defp restore_stash(stash) do
+    for {path, stashed} <- stash do
+      if File.exists?(path), do: File.rm(stashed), else: File.rename!(stashed, path)
     end
   end
 
@@ -210,7 +217,7 @@ defmodule DebugReload.CompileWorker.Remote do
     _ -> nil
   end
 
-  # Old code is usually gone already (see purge_old_code/0).
+  # Old code is usually gone already (see settle_code/0).
   defp unload(module) do
     if :erlang.check_old_code(module), do: :code.purge(module)
     :code.delete(module)
