@@ -61,8 +61,13 @@ defmodule DebugReload.NativeTest do
     assert {%{added: [^c]}, []} = SourceTree.changes(tree, nil)
   end
 
-  test "digests of missing files are absent, not errors", %{tmp_dir: dir} do
-    assert {%{}, []} = Native.digest_files([Path.join(dir, "nope.ex")])
+  test "a missing file in scope is absent, not an error", %{tmp_dir: dir} do
+    {tree, []} = SourceTree.new([dir], [".ex"])
+
+    assert {%{changed: [], added: [], removed: [], digests: digests}, []} =
+             SourceTree.changes(tree, [Path.join(dir, "nope.ex")])
+
+    assert digests == %{}
   end
 
   test "bad arguments raise ArgumentError instead of crashing the VM" do

@@ -70,10 +70,6 @@ defmodule DebugReload.Native do
   @spec list_files([String.t()], [String.t()]) :: [String.t()]
   def list_files(_roots, _extensions), do: not_loaded()
 
-  @doc "Digests exactly `paths`; missing files are absent from the snapshot."
-  @spec digest_files([String.t()]) :: {snapshot(), scan_errors()}
-  def digest_files(_paths), do: not_loaded()
-
   @doc "Digest of a binary, in the same format as the file digests."
   @spec digest_binary(binary()) :: String.t()
   def digest_binary(_bytes), do: not_loaded()

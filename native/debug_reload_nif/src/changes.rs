@@ -33,13 +33,6 @@ fn list_files(roots: Vec<String>, extensions: Vec<String>) -> Vec<String> {
     scan::list(&roots, &extensions)
 }
 
-/// Digests exactly `paths`; files that do not exist are absent.
-#[rustler::nif(schedule = "DirtyIo")]
-fn digest_files(paths: Vec<String>) -> (HashMap<String, String>, Errors) {
-    let (snapshot, errors) = scan::digest_paths(&paths);
-    (snapshot.into_iter().collect(), errors_term(errors))
-}
-
 #[rustler::nif]
 fn digest_binary(bytes: rustler::Binary) -> String {
     scan::digest_bytes(bytes.as_slice())
