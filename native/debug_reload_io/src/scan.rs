@@ -177,10 +177,11 @@ fn name_matches(name: &std::ffi::OsStr, extensions: &[String]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn write(dir: &Path, rel: &str, body: &str) -> String {
+    /// Writes `body` to `dir/rel` (creating directories); the full path.
+    pub(crate) fn write(dir: &Path, rel: &str, body: &str) -> String {
         let path = dir.join(rel);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, body).unwrap();

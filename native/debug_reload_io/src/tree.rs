@@ -73,15 +73,9 @@ impl SourceTree {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::tests::write;
     use std::fs;
     use std::path::Path;
-
-    fn write(dir: &Path, rel: &str, body: &str) -> String {
-        let path = dir.join(rel);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, body).unwrap();
-        path.to_string_lossy().into_owned()
-    }
 
     fn tree(dir: &Path) -> SourceTree {
         let (tree, errors) = SourceTree::new(
