@@ -225,21 +225,45 @@ defmodule DebugReload.GuardsTest do
     assert ctx.proto.sides(struct(ctx.circle)) == 0
   end
 
-  test "processes holding funs of the replaced code are named as warnings", ctx do
+  test "funs of the replaced code keep working until the next reload, which names their holders first", ctx do
     start_manager(ctx)
     fun = ctx.funs.make()
-    holder = spawn(fn -> receive do: (:stop -> fun.()) end)
+    holder = spawn(fn -> serve_fun(fun) end)
     on_exit(fn -> Process.exit(holder, :kill) end)
 
-    Project.write(
-      ctx.project,
-      "lib/funs.ex",
-      Project.value_source(ctx.funs, 2, "  def make, do: fn -> value() end\n")
-    )
+    write_funs =
+      &Project.write(
+        ctx.project,
+        "lib/funs.ex",
+        Project.value_source(ctx.funs, &1, "  def make, do: fn -> value() end\n")
+      )
 
+    write_funs.(2)
     assert {:ok, report} = DebugReload.reload(server: ctx.name)
     assert Enum.any?(report.warnings, &(&1 =~ "hold funs of the old version" and &1 =~ inspect(holder)))
     assert ctx.funs.value() == 2
-    assert Process.alive?(holder)
+    # The manager's work after the reply (purging old code) is done by now.
+    :sys.get_state(ctx.name)
+    assert call_held_fun(holder) == {:ok, 1}
+
+    write_funs.(3)
+    assert {:ok, report} = DebugReload.reload(server: ctx.name)
+    assert Enum.any?(report.warnings, &(&1 =~ "was purged" and &1 =~ inspect(holder)))
+    assert ctx.funs.value() == 3
+    assert {:error, %BadFunctionError{}} = call_held_fun(holder)
+  end
+
+  defp serve_fun(fun) do
+    receive do
+      {:call, from} ->
+        send(from, {:held_fun, try(do: {:ok, fun.()}, rescue: (e -> {:error, e}))})
+        serve_fun(fun)
+    end
+  end
+
+  defp call_held_fun(holder) do
+    send(holder, {:call, self()})
+    assert_receive {:held_fun, result}, 5_000
+    result
   end
 end

@@ -122,6 +122,9 @@ defmodule DebugReload.CodeReloadManager do
     interpreted: %{},
     # pid => [module] still running a call on old code
     pending: %{},
+    # natively reloaded modules whose old code a process still runs or
+    # holds funs of: the purge after the reply leaves them alone
+    old_code_in_use: [],
     # module => breakpoints, for interpreted modules whose file went away:
     # if it comes back (a branch switch, an undo) it is interpreted again
     # and gets its breakpoints back
@@ -202,11 +205,16 @@ defmodule DebugReload.CodeReloadManager do
   # after a planned compile, and the old code of the modules it loaded
   # (purging scans every process; `:int.ni/1` would otherwise pay for it at
   # the next reload of the module). A soft purge leaves code that some
-  # process still runs to the next reload, as before.
+  # process still runs to the next reload, as before, and so is the code of
+  # funs some process holds, which a soft purge does not see.
   def handle_continue({:after_reload, report}, state) do
     if state.sync_pending, do: CompileWorker.start_sync(state.worker)
-    for %{module: module} <- Report.reloaded_modules(report), do: :code.soft_purge(module)
-    {:noreply, state}
+
+    for %{module: module} <- Report.reloaded_modules(report),
+        module not in state.old_code_in_use,
+        do: :code.soft_purge(module)
+
+    {:noreply, %{state | old_code_in_use: []}}
   end
 
   defp boot(state) do
@@ -815,7 +823,8 @@ defmodule DebugReload.CodeReloadManager do
           | sources: SourceTree.accept(state.sources, changes),
             beams: update_beams(state.beams, beams, loaded_paths, skipped, outcome.entries),
             old_binaries: %{},
-            rolled_back: %{}
+            rolled_back: %{},
+            old_code_in_use: outcome.old_code_in_use
         }
 
         report = %{

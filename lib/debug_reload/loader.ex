@@ -32,19 +32,25 @@ defmodule DebugReload.Loader do
             planned: [],
             migrations: [],
             state: nil,
-            breakpoints_us: 0
+            breakpoints_us: 0,
+            old_code_in_use: []
 
   # The undo log lives in the process dictionary, not in the struct: a step
   # that raises half-way must not lose the undo entries of what it did.
   @undo_log {__MODULE__, :undo_log}
 
-  @typedoc "`:breakpoints_us`: the time spent working out and moving breakpoints."
+  @typedoc """
+  `:breakpoints_us`: the time spent working out and moving breakpoints.
+  `:old_code_in_use`: natively reloaded modules whose old code some process
+  still runs or holds funs of; it must stay until their next reload.
+  """
   @type outcome :: %{
           entries: [DebugReload.Report.module_entry()],
           processes: [DebugReload.Report.process_entry()],
           warnings: [String.t()],
           planned: [Breakpoints.planned()],
-          breakpoints_us: non_neg_integer()
+          breakpoints_us: non_neg_integer(),
+          old_code_in_use: [module()]
         }
 
   @typedoc """
@@ -224,13 +230,26 @@ defmodule DebugReload.Loader do
         entry(info, :on_disk, "not loaded yet; the next call loads the new beam")
       end
 
+    # The version before the loaded one goes now; funs of it that some
+    # process still holds stop working, and the report says so.
+    stale_funs =
+      loaded |> Enum.map(& &1.module) |> Enum.filter(&:erlang.check_old_code/1) |> Guards.fun_holders()
+
     case Enum.reject(loaded, &:code.soft_purge(&1.module)) do
       [] ->
-        install_native(%{tx | entries: tx.entries ++ on_disk}, loaded ++ new, batch, opts)
+        tx = %{tx | entries: tx.entries ++ on_disk, warnings: tx.warnings ++ purged_fun_warnings(stale_funs)}
+        install_native(tx, loaded ++ new, batch, opts)
 
       held ->
         holders = Enum.map(held, &{&1.module, Guards.old_code_holders(&1.module)})
         {:error, "old code of #{Guards.describe_holders(holders)} is still running; nothing was purged", tx}
+    end
+  end
+
+  defp purged_fun_warnings(stale_funs) do
+    for {module, [_ | _] = holders} <- stale_funs do
+      "#{inspect(module)}: the version before the running one was purged; funs of it that " <>
+        "#{Guards.describe_pids(holders)} still hold raise BadFunctionError if called"
     end
   end
 
@@ -270,8 +289,15 @@ defmodule DebugReload.Loader do
             end
           end)
 
+        in_use = old_code_in_use(infos)
+
         {:ok,
-         %{tx | entries: tx.entries ++ entries, warnings: tx.warnings ++ warnings ++ fun_warnings(infos)}}
+         %{
+           tx
+           | entries: tx.entries ++ entries,
+             warnings: tx.warnings ++ warnings ++ in_use_warnings(in_use),
+             old_code_in_use: Map.keys(in_use)
+         }}
 
       {:error, message} ->
         {:error, message, tx}
@@ -288,17 +314,24 @@ defmodule DebugReload.Loader do
   end
 
   # Processes still running the replaced code, or holding funs it made:
-  # they keep working, but the next reload of the module purges that code
-  # (a held fun then raises :badfun), so they are named now.
-  defp fun_warnings(infos) do
+  # they keep working until the next reload of the module purges that code
+  # (a held fun then raises :badfun; OTP 25's purge checks do not see funs),
+  # so they are named now, and the code is left in place until then.
+  defp old_code_in_use(infos) do
     fun_holders = infos |> Enum.map(& &1.module) |> Guards.fun_holders()
 
     for info <- infos,
         holders = Enum.uniq(Guards.old_code_holders(info.module) ++ fun_holders[info.module]),
         holders != [],
-        do:
-          "#{inspect(info.module)}: #{Guards.describe_pids(holders)} still run code or hold funs of the old version; " <>
-            "they keep working until #{inspect(info.module)} is reloaded again"
+        into: %{},
+        do: {info.module, holders}
+  end
+
+  defp in_use_warnings(in_use) do
+    for {module, holders} <- in_use do
+      "#{inspect(module)}: #{Guards.describe_pids(holders)} still run code or hold funs of the old version; " <>
+        "they keep working until #{inspect(module)} is reloaded again"
+    end
   end
 
   # -- 4. re-interpretation -----------------------------------------------
@@ -574,7 +607,8 @@ defmodule DebugReload.Loader do
       processes: tx.processes,
       warnings: tx.warnings,
       planned: tx.planned,
-      breakpoints_us: tx.breakpoints_us
+      breakpoints_us: tx.breakpoints_us,
+      old_code_in_use: tx.old_code_in_use
     }
   end
 
