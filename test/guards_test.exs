@@ -59,6 +59,9 @@ defmodule DebugReload.GuardsTest do
           :go -> value()
         end
       end
+
+      # Calls out of the module and is still inside it until `fun` returns.
+      def around(fun), do: {:done, fun.()}
     end
     """
   end
@@ -93,6 +96,18 @@ defmodule DebugReload.GuardsTest do
       end
   end
 
+  # Distinct functions calling each other, more than a process's current
+  # stacktrace shows (the `backtrace_depth` flag: 8 by default, 20 under
+  # ExUnit); it also folds repeated frames, so recursion would not do.
+  for level <- 1..29 do
+    defp unquote(:"nested_#{level}")(parent), do: {unquote(:"nested_#{level + 1}")(parent)}
+  end
+
+  defp nested_30(parent) do
+    send(parent, {:holding, self()})
+    receive do: (:go -> :ok)
+  end
+
   defp holding(ctx) do
     test = self()
     pid = spawn(fn -> ctx.busy.hold(test) end)
@@ -112,6 +127,19 @@ defmodule DebugReload.GuardsTest do
       assert report.error =~ inspect(pid)
       assert ctx.busy.value() == 1
       assert Process.alive?(pid)
+    end
+
+    test "a process deep in calls made from inside the module counts as inside it", ctx do
+      start_manager(ctx, busy_timeout: 100)
+      test = self()
+      pid = spawn(fn -> ctx.busy.around(fn -> nested_1(test) end) end)
+      assert_receive {:holding, ^pid}
+      on_exit(fn -> Process.exit(pid, :kill) end)
+      Project.write(ctx.project, "lib/busy.ex", busy_source(ctx.busy, 2))
+
+      assert {:error, report} = DebugReload.reload(server: ctx.name, on_busy: :cancel)
+      assert report.error =~ "cancelled" and report.error =~ inspect(pid)
+      assert ctx.busy.value() == 1
     end
 
     test ":proceed reloads with a warning; the busy process finishes on the old code", ctx do

@@ -75,28 +75,23 @@ defmodule DebugReload.Guards do
 
   # A process is inside a module when a frame of its native stack is.
   # Interpreted modules run in the interpreter's own modules, so this only
-  # sees native execution, which is what a native load would disturb.
+  # sees native execution, which is what a native load would disturb. The
+  # whole stack is read: the current stacktrace stops at `backtrace_depth`
+  # frames and would miss a caller further down.
   defp running_inside(modules, except) do
+    by_frame = Map.new(modules, &{frame_marker(&1), &1})
+    pattern = :binary.compile_pattern(Map.keys(by_frame))
+
     for pid <- Process.list(),
         pid != self(),
         not MapSet.member?(except, pid),
-        module = module_on_stack(pid, modules),
-        module != nil,
-        do: {pid, module}
+        {:backtrace, backtrace} <- [Process.info(pid, :backtrace)],
+        {at, length} <- [:binary.match(backtrace, pattern)],
+        do: {pid, Map.fetch!(by_frame, binary_part(backtrace, at, length))}
   end
 
-  defp module_on_stack(pid, modules) do
-    case Process.info(pid, :current_stacktrace) do
-      {:current_stacktrace, frames} ->
-        Enum.find_value(frames, fn frame ->
-          module = elem(frame, 0)
-          if MapSet.member?(modules, module), do: module
-        end)
-
-      nil ->
-        nil
-    end
-  end
+  # A backtrace names a frame's function as `('Elixir.Foo':bar/1 + 24)`.
+  defp frame_marker(module), do: "(" <> IO.chardata_to_string(:io_lib.write_atom(module)) <> ":"
 
   @doc """
   Processes holding funs created by the code of each of `modules`.
