@@ -152,4 +152,27 @@ defmodule DebugReload.ClusterTest do
       assert :erpc.call(node, ctx.calc, :value, [], 10_000) == 2
     end
   end
+
+  test "a node that hangs but stays connected bounds an interpreted-only reload, which rolls back", ctx do
+    :ok = :int.break(ctx.calc, 3)
+    :ok = :int.disable_break(ctx.calc, 3)
+    Project.write(ctx.project, "lib/calc.ex", Project.value_source(ctx.calc, 2))
+    [_, _, {_last_peer, last}] = ctx.peers
+
+    # `:int.ni/1` would wait for it forever.
+    :ok = :erpc.call(last, :sys, :suspend, [:code_server])
+    assert {:error, report} = DebugReload.reload(server: ctx.server)
+    assert report.error =~ "rolled back"
+    assert report.error =~ "#{last}: did not answer within 2000 ms"
+    assert Task.await(Task.async(fn -> ctx.calc.value() end)) == 1
+    assert [{{_, 3}, [:inactive | _]}] = :int.all_breaks(ctx.calc)
+
+    for node <- ctx.nodes -- [last],
+        do: assert(:erpc.call(node, ctx.calc, :value, [], 10_000) == 1)
+
+    :ok = :erpc.call(last, :sys, :resume, [:code_server])
+    assert {:ok, _} = DebugReload.reload(server: ctx.server)
+    assert on_every_node(ctx, ctx.calc) == Map.new(ctx.nodes, &{&1, 2})
+    assert [{{_, 3}, [:inactive | _]}] = :int.all_breaks(ctx.calc)
+  end
 end

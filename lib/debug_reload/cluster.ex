@@ -10,9 +10,11 @@ defmodule DebugReload.Cluster do
   `:node_timeout`, so a node that hangs or disconnects cannot hang the
   reload.
 
-  The interpreter needs nothing from here: `:int.ni/1` already loads its
-  stubs on every connected node, and breakpoints live in the one
-  interpreter server the cluster shares.
+  Interpreted modules need their stubs on every node too: what
+  `:int.ni/1` does there (through `rpc:multicall/3`, which waits forever
+  on a node that hangs) is done here with the same bound
+  (`interpret_remote/5`, `uninterpret_remote/3`). Breakpoints live in the
+  one interpreter server the cluster shares.
   """
 
   @typedoc "A module's previous beam, `:absent` if it did not exist, `:unknown` if it was not kept."
@@ -105,21 +107,79 @@ defmodule DebugReload.Cluster do
   # Only modules the node runs (or new ones) are loaded there; a node that
   # never loaded a module picks up nothing from us.
   defp load_on(node, modules, timeout, new) do
-    loaded = :erpc.call(node, :code, :all_loaded, [], timeout) |> Map.new()
+    bounded(
+      fn ->
+        loaded = :erpc.call(node, :code, :all_loaded, [], timeout) |> Map.new()
 
-    relevant =
-      for {module, _path, _bin} = m <- modules,
-          Map.has_key?(loaded, module) or MapSet.member?(new, module),
-          do: m
+        relevant =
+          for {module, _path, _bin} = m <- modules,
+              Map.has_key?(loaded, module) or MapSet.member?(new, module),
+              do: m
 
-    with [_ | _] <- relevant,
-         _ <- Enum.each(relevant, &:erpc.call(node, :code, :soft_purge, [elem(&1, 0)], timeout)),
-         :ok <- load_batch(relevant, &:erpc.call(node, &1, &2, &3, timeout)) do
-      :ok
-    else
-      [] -> :skip
-      {:error, message} -> {:error, "load failed, #{message}"}
+        with [_ | _] <- relevant,
+             _ <- Enum.each(relevant, &:erpc.call(node, :code, :soft_purge, [elem(&1, 0)], timeout)),
+             :ok <- load_batch(relevant, &:erpc.call(node, &1, &2, &3, timeout)) do
+          :ok
+        else
+          [] -> :skip
+          {:error, message} -> {:error, "load failed, #{message}"}
+        end
+      end,
+      timeout
+    )
+    |> case do
+      {:ok, result} -> result
+      error -> error
     end
+  end
+
+  @doc """
+  On each of `nodes`, replaces `module` with `beam` (as its stub) and
+  routes its calls to the interpreter, which must interpret it already:
+  `:int.ni/1`'s work on the other nodes, each call bounded by `timeout`.
+  """
+  @spec interpret_remote(module(), String.t(), binary(), [node()], timeout()) :: :ok | {:error, String.t()}
+  def interpret_remote(module, beam_path, beam, nodes, timeout) do
+    path = String.to_charlist(beam_path)
+
+    Enum.reduce_while(nodes, :ok, fn node, :ok ->
+      result =
+        bounded(
+          fn ->
+            :erpc.call(node, :code, :purge, [module], timeout)
+            :erpc.call(node, :erts_debug, :breakpoint, [{module, :_, :_}, false], timeout)
+            {:module, ^module} = :erpc.call(node, :code, :load_binary, [module, path, beam], timeout)
+            :erpc.call(node, :erts_debug, :breakpoint, [{module, :_, :_}, true], timeout)
+          end,
+          timeout
+        )
+
+      case result do
+        {:ok, _} -> {:cont, :ok}
+        {:error, message} -> {:halt, {:error, "node #{node}: #{message}"}}
+      end
+    end)
+  end
+
+  @doc """
+  Stops routing `module`'s calls on `nodes` to the interpreter, as
+  `:int.nn/1` does there. Returns the nodes it could not tell.
+  """
+  @spec uninterpret_remote(module(), [node()], timeout()) :: [String.t()]
+  def uninterpret_remote(module, nodes, timeout) do
+    for node <- nodes,
+        {:error, message} <- [
+          bounded(
+            fn -> :erpc.call(node, :erts_debug, :breakpoint, [{module, :_, :_}, false], timeout) end,
+            timeout
+          )
+        ],
+        do: "#{inspect(module)} on #{node}: #{message}"
+  end
+
+  # A remote step, each of its calls bounded by `timeout`.
+  defp bounded(fun, timeout) do
+    {:ok, fun.()}
   catch
     :error, {:erpc, :noconnection} -> {:error, "disconnected during the reload"}
     :error, {:erpc, :timeout} -> {:error, "did not answer within #{timeout} ms"}
@@ -129,14 +189,14 @@ defmodule DebugReload.Cluster do
   @doc """
   Puts `old` back here and on `nodes`. Returns what could not be restored.
   """
-  @spec restore(module(), old_code(), [node()]) :: [String.t()]
-  def restore(module, :unknown, _nodes),
+  @spec restore(module(), old_code(), [node()], timeout()) :: [String.t()]
+  def restore(module, :unknown, _nodes, _timeout),
     do: ["#{inspect(module)}: its previous beam was not kept, so it keeps the new code"]
 
-  def restore(module, old, nodes) do
+  def restore(module, old, nodes, timeout) do
     {reachable, gone} = Enum.split_with(nodes, &(&1 in Node.list()))
-    local = restore_on(node(), module, old, 5_000)
-    remote = Enum.flat_map(reachable, &restore_on(&1, module, old, 5_000))
+    local = restore_on(node(), module, old, timeout)
+    remote = Enum.flat_map(reachable, &restore_on(&1, module, old, timeout))
     local ++ remote ++ Enum.map(gone, &"#{inspect(module)} on #{&1}: node unreachable, not restored")
   end
 

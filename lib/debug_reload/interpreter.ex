@@ -36,6 +36,8 @@ defmodule DebugReload.Interpreter do
 
   require Logger
 
+  alias DebugReload.Cluster
+
   @type breakpoint :: {pos_integer(), list()}
   @type swap_result :: %{mode: :clean | :shadow, pending: [{pid(), atom()}]}
 
@@ -130,10 +132,10 @@ defmodule DebugReload.Interpreter do
     deadline = System.monotonic_time(:millisecond) + Keyword.get(opts, :busy_timeout, 2_000)
     rollback = Keyword.get(opts, :rollback)
     on_busy = Keyword.get(opts, :on_busy, :proceed)
-    do_swap(module, source, {beam_path, beam}, {rollback, on_busy}, breaks, deadline)
+    do_swap(module, source, {beam_path, beam}, {rollback, on_busy, opts}, breaks, deadline)
   end
 
-  defp do_swap(module, source, new, {rollback, on_busy} = how, breaks, deadline) do
+  defp do_swap(module, source, new, {rollback, on_busy, opts} = how, breaks, deadline) do
     users = users(module)
 
     result =
@@ -142,9 +144,9 @@ defmodule DebugReload.Interpreter do
         busy = for {{pid, _}, c} <- classified, c in [:busy, :running], do: pid
 
         cond do
-          busy == [] -> commit(module, source, new, rollback, breaks, classified)
+          busy == [] -> commit(module, source, new, {rollback, opts}, breaks, classified)
           System.monotonic_time(:millisecond) < deadline -> :retry
-          on_busy == :proceed -> commit(module, source, new, rollback, breaks, classified)
+          on_busy == :proceed -> commit(module, source, new, {rollback, opts}, breaks, classified)
           true -> {:busy, busy}
         end
       end)
@@ -166,25 +168,25 @@ defmodule DebugReload.Interpreter do
     end
   end
 
-  defp commit(module, source, {beam_path, beam}, rollback, breaks, classified) do
+  defp commit(module, source, {beam_path, beam}, {rollback, opts}, breaks, classified) do
     {safe, unsafe} = Enum.split_with(classified, fn {_, c} -> c in [:safe, :gone] end)
     safe_metas = for {{_pid, meta}, :safe} <- safe, do: meta
 
     if unsafe == [] do
       # nn frees every database of the module and tells each (safe, because
       # suspended and checked) user to drop its caches.
-      forget_module(module, breaks)
+      forget_module(module, breaks, opts)
 
-      case load(module, source, beam_path, beam) do
+      case load(module, source, beam_path, beam, opts) do
         :ok ->
           restore_breakpoints(module, breaks)
           {:ok, %{mode: :clean, pending: []}, safe_metas}
 
         {:error, message} ->
-          {:error, roll_back(module, source, rollback, breaks, message)}
+          {:error, roll_back(module, source, rollback, breaks, message, opts)}
       end
     else
-      case load(module, source, beam_path, beam) do
+      case load(module, source, beam_path, beam, opts) do
         :ok ->
           Enum.each(safe_metas, &send(&1, {:int, {:old_code, module}}))
           pending = for {{pid, _meta}, reason} <- unsafe, do: {pid, reason}
@@ -229,30 +231,34 @@ defmodule DebugReload.Interpreter do
   Puts old code back after a failed reload: `beam` is interpreted again
   (swapped in if the module is still interpreted) with exactly `breaks`.
   """
-  @spec reinterpret_old(module(), String.t(), String.t(), binary(), [breakpoint()]) ::
+  @spec reinterpret_old(module(), String.t(), String.t(), binary(), [breakpoint()], keyword()) ::
           :ok | {:error, String.t()}
-  def reinterpret_old(module, source, beam_path, beam, breaks) do
+  def reinterpret_old(module, source, beam_path, beam, breaks, opts \\ []) do
     result =
       if interpreted?(module) do
-        with {:ok, _} <- swap(module, source, beam_path, beam, busy_timeout: 1_000), do: :ok
+        with {:ok, _} <- swap(module, source, beam_path, beam, [busy_timeout: 1_000] ++ opts), do: :ok
       else
-        load(module, source, beam_path, beam)
+        load(module, source, beam_path, beam, opts)
       end
 
-    with :ok <- result do
+    # Interpreted here even if a node failed to follow: the breakpoints
+    # live here, so they go back.
+    if interpreted?(module) do
       Enum.each(breakpoints(module), fn {line, _} -> delete_breakpoint(module, line) end)
       restore_breakpoints(module, breaks)
     end
+
+    result
   end
 
-  @doc "Stops interpreting `module` if no process has it in use."
-  @spec uninterpret(module()) :: :ok | {:error, :in_use}
-  def uninterpret(module) do
+  @doc "Stops interpreting `module` if no process has it in use (options: as `load/5`)."
+  @spec uninterpret(module(), keyword()) :: :ok | {:error, :in_use}
+  def uninterpret(module, opts \\ []) do
     users = users(module)
 
     with_suspended(users, fn ->
       if Enum.all?(users, &(classify(&1, module) in [:safe, :gone])) do
-        forget_module(module, breakpoints(module))
+        forget_module(module, breakpoints(module), opts)
         :ok
       else
         {:error, :in_use}
@@ -265,17 +271,16 @@ defmodule DebugReload.Interpreter do
 
   # The module was already dropped from the interpreter: put the old code
   # back so the session is as it was.
-  defp roll_back(module, _source, nil, _breaks, message),
+  defp roll_back(module, _source, nil, _breaks, message, _opts),
     do: message <> "; no old code to restore, #{inspect(module)} is no longer interpreted"
 
-  defp roll_back(module, source, {old_path, old_beam}, breaks, message) do
-    case load(module, source, old_path, old_beam) do
-      :ok ->
-        restore_breakpoints(module, breaks)
-        message <> "; the old code was re-interpreted"
+  defp roll_back(module, source, {old_path, old_beam}, breaks, message, opts) do
+    result = load(module, source, old_path, old_beam, opts)
+    if interpreted?(module), do: restore_breakpoints(module, breaks)
 
-      {:error, again} ->
-        message <> "; restoring the old code failed too: " <> again
+    case result do
+      :ok -> message <> "; the old code was re-interpreted"
+      {:error, again} -> message <> "; restoring the old code failed too: " <> again
     end
   end
 
@@ -284,14 +289,42 @@ defmodule DebugReload.Interpreter do
   # `{{Mod, Line}, Options}` and removes nothing (OTP 25): live processes
   # would keep breaking at lines `:int.all_breaks/0` no longer shows.
   # Deleting each breakpoint first goes through the handler that works.
-  defp forget_module(module, breaks) do
+  # `:int.n/1` is `:int.nn/1` for this node; the other nodes are told with
+  # a bound (`:int.nn/1` would wait forever for a node that hangs).
+  defp forget_module(module, breaks, opts) do
     Enum.each(breaks, fn {line, _options} -> delete_breakpoint(module, line) end)
-    :int.nn(module)
+    :int.n(module)
+    {nodes, timeout} = cluster(opts)
+
+    for failure <- Cluster.uninterpret_remote(module, nodes, timeout),
+        do: Logger.warning("debug_reload: could not stop interpreting #{failure}")
+
+    :ok
   end
 
-  @doc "Loads `beam` into the interpreter (and natively, as `:int` does)."
-  @spec load(module(), String.t(), String.t(), binary()) :: :ok | {:error, String.t()}
-  def load(module, source, beam_path, beam) do
+  @doc """
+  Loads `beam` into the interpreter, and natively as its stub, here and on
+  the other nodes, as `:int.ni/1` does, with every remote call bounded.
+
+  Options: `:nodes` (default: every connected node) and `:node_timeout`
+  (ms per remote call, default 5000).
+  """
+  @spec load(module(), String.t(), String.t(), binary(), keyword()) :: :ok | {:error, String.t()}
+  def load(module, source, beam_path, beam, opts \\ []) do
+    {nodes, timeout} = cluster(opts)
+
+    with :ok <- interpret_here(module, source, beam_path, beam) do
+      case Cluster.interpret_remote(module, beam_path, beam, nodes, timeout) do
+        :ok -> :ok
+        {:error, message} -> {:error, "could not interpret #{inspect(module)} on #{message}"}
+      end
+    end
+  end
+
+  defp cluster(opts),
+    do: {Keyword.get_lazy(opts, :nodes, &Node.list/0), Keyword.get(opts, :node_timeout, 5_000)}
+
+  defp interpret_here(module, source, beam_path, beam) do
     # :int prints its failures instead of returning them; keep them off the
     # debug adapter's stdout and put them in the error instead.
     {:ok, device} = StringIO.open("")
@@ -300,7 +333,7 @@ defmodule DebugReload.Interpreter do
 
     result =
       try do
-        :int.ni({module, String.to_charlist(source), String.to_charlist(beam_path), beam})
+        :int.i({module, String.to_charlist(source), String.to_charlist(beam_path), beam})
       catch
         kind, reason -> {:caught, Exception.format_banner(kind, reason)}
       after

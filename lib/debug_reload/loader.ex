@@ -33,7 +33,10 @@ defmodule DebugReload.Loader do
             migrations: [],
             state: nil,
             breakpoints_us: 0,
-            old_code_in_use: []
+            old_code_in_use: [],
+            # the nodes besides this one that the reload applies to, and the
+            # bound on each call to them: `nodes:` and `node_timeout:`
+            cluster: []
 
   # The undo log lives in the process dictionary, not in the struct: a step
   # that raises half-way must not lose the undo entries of what it did.
@@ -82,7 +85,8 @@ defmodule DebugReload.Loader do
   @spec apply(batch(), struct(), keyword()) ::
           {:ok, outcome(), struct()} | {:error, String.t(), outcome(), struct()}
   def apply(batch, state, opts) do
-    tx = %__MODULE__{state: state}
+    cluster = [nodes: Cluster.nodes(opts), node_timeout: Keyword.get(opts, :node_timeout, 5_000)]
+    tx = %__MODULE__{state: state, cluster: cluster}
     Process.put(@undo_log, [])
     {to_interpret, to_native, guard_warnings} = split(batch, state)
     tx = %{tx | warnings: guard_warnings}
@@ -260,20 +264,20 @@ defmodule DebugReload.Loader do
     tx =
       Enum.reduce(interpreted_before, tx, fn module, tx ->
         breaks = Interpreter.breakpoints(module)
-        :ok = Interpreter.uninterpret(module)
+        :ok = Interpreter.uninterpret(module, tx.cluster)
         record_undo({:reinterpret, module, Map.get(tx.state.interpreted, module), breaks})
         tx
       end)
 
-    nodes = Cluster.nodes(opts)
+    nodes = tx.cluster[:nodes]
 
-    Enum.each(infos, &record_undo({:native, &1.module, old_code(&1, batch, tx.state), nodes}))
+    Enum.each(infos, &record_undo({:native, &1.module, old_code(&1, batch, tx.state)}))
 
     fault!(opts, :load_native)
 
     new = for info <- infos, new_module?(info, tx.state), into: MapSet.new(), do: info.module
 
-    case Cluster.load(infos, nodes, Keyword.get(opts, :node_timeout, 5_000), new) do
+    case Cluster.load(infos, nodes, tx.cluster[:node_timeout], new) do
       {:ok, warnings} ->
         entries =
           Enum.map(infos, fn info ->
@@ -361,13 +365,19 @@ defmodule DebugReload.Loader do
 
     result =
       if was_interpreted? do
-        Interpreter.swap(info.module, info.source, info.path, info.binary,
-          busy_timeout: Keyword.get(opts, :busy_timeout, 2_000),
-          on_busy: Keyword.get(opts, :on_busy, :wait),
-          rollback: old && {old.path, old.binary}
+        Interpreter.swap(
+          info.module,
+          info.source,
+          info.path,
+          info.binary,
+          [
+            busy_timeout: Keyword.get(opts, :busy_timeout, 2_000),
+            on_busy: Keyword.get(opts, :on_busy, :wait),
+            rollback: old && {old.path, old.binary}
+          ] ++ tx.cluster
         )
       else
-        with :ok <- Interpreter.load(info.module, info.source, info.path, info.binary),
+        with :ok <- Interpreter.load(info.module, info.source, info.path, info.binary, tx.cluster),
              do: {:ok, %{mode: :new, pending: []}}
       end
 
@@ -508,7 +518,7 @@ defmodule DebugReload.Loader do
           else: tx.state
 
       in_use =
-        (was_interpreted? and Interpreter.uninterpret(module) == {:error, :in_use}) or
+        (was_interpreted? and Interpreter.uninterpret(module, tx.cluster) == {:error, :in_use}) or
           (:code.is_loaded(module) != false and not purge_deleted(module))
 
       undo =
@@ -576,28 +586,29 @@ defmodule DebugReload.Loader do
     []
   end
 
-  defp undo_action({:native, module, old, nodes}, _tx), do: Cluster.restore(module, old, nodes)
+  defp undo_action({:native, module, old}, tx),
+    do: Cluster.restore(module, old, tx.cluster[:nodes], tx.cluster[:node_timeout])
 
   defp undo_action({:reinterpret, module, nil, _breaks}, _tx),
     do: ["#{inspect(module)}: no earlier interpreted code to restore"]
 
-  defp undo_action({:reinterpret, module, old, breaks}, _tx) do
-    case Interpreter.reinterpret_old(module, old.source, old.path, old.binary, breaks) do
+  defp undo_action({:reinterpret, module, old, breaks}, tx) do
+    case Interpreter.reinterpret_old(module, old.source, old.path, old.binary, breaks, tx.cluster) do
       :ok -> []
       {:error, message} -> ["#{inspect(module)}: #{message}"]
     end
   end
 
-  defp undo_action({:uninterpret, module, old}, _tx) do
-    _ = Interpreter.uninterpret(module)
-    Cluster.restore(module, old, [])
+  defp undo_action({:uninterpret, module, old}, tx) do
+    _ = Interpreter.uninterpret(module, tx.cluster)
+    Cluster.restore(module, old, [], tx.cluster[:node_timeout])
   end
 
-  defp undo_action({:restore_deleted, module, old_interpreted, breaks, old_binary}, _tx) do
+  defp undo_action({:restore_deleted, module, old_interpreted, breaks, old_binary}, tx) do
     if old_interpreted do
-      undo_action({:reinterpret, module, old_interpreted, breaks}, nil)
+      undo_action({:reinterpret, module, old_interpreted, breaks}, tx)
     else
-      Cluster.restore(module, old_binary, [])
+      Cluster.restore(module, old_binary, [], tx.cluster[:node_timeout])
     end
   end
 
@@ -622,7 +633,8 @@ defmodule DebugReload.Loader do
       processes: Enum.filter(tx.processes, &(&1.status in [:migration_failed])),
       warnings: tx.warnings ++ restore_failures,
       planned: [],
-      breakpoints_us: tx.breakpoints_us
+      breakpoints_us: tx.breakpoints_us,
+      old_code_in_use: []
     }
   end
 
