@@ -173,6 +173,8 @@ defmodule DebugReload.WatchTest do
       assert watching.notify_threads == 2 and watching.inotify_fds == 1
       assert watching.threads > baseline.threads and watching.fds > baseline.fds
       :ok = Watcher.stop(w)
+      # Gone when stop returns, not a moment later.
+      assert %{notify_threads: 0, inotify_fds: 0} = resources()
       assert await_resources(&(&1 == baseline)) == baseline
 
       # the owner exits, normally or killed
@@ -323,7 +325,7 @@ defmodule DebugReload.WatchTest do
 
     test "auto: true reloads on save and reports to subscribers; unwatch and watch/1", ctx do
       %{project: p, value: value, server: server} = ctx
-      start_supervised!({DebugReload, project: p.root, name: server, mix_env: "dev", auto: true})
+      start_supervised!({DebugReload, project: p.root, name: server, mix_env: "dev", auto: true}, id: server)
       :ok = DebugReload.subscribe(server)
 
       path = Project.write(p, "lib/value.ex", source(inspect(value), 2))
@@ -336,6 +338,7 @@ defmodule DebugReload.WatchTest do
       # Unwatched: the edit waits for a reload someone asks for (an
       # automatic one would have left this one nothing to do).
       :ok = DebugReload.unwatch(server)
+      assert %{notify_threads: 0, inotify_fds: 0} = resources()
       Project.write(p, "lib/value.ex", source(inspect(value), 3))
       refute_receive {:debug_reload, _}, 1_000
       assert {:ok, %Report{status: :ok, files: %{changed: [^path]}}} = DebugReload.reload(server: server)
@@ -354,6 +357,11 @@ defmodule DebugReload.WatchTest do
       dep_file = Project.write(ctx.dep, "lib/dep.ex", source("WatchDepChanged", 2))
       assert_receive {:debug_reload, %Report{status: :error, error: error}}, 60_000
       assert error =~ "restart needed: #{dep_file} changed"
+
+      # The manager stopping stops its watcher before it is gone.
+      assert resources().inotify_fds == 1
+      :ok = stop_supervised(server)
+      assert %{notify_threads: 0, inotify_fds: 0} = resources()
     end
   end
 

@@ -336,6 +336,12 @@ defmodule DebugReload.CodeReloadManager do
 
   def handle_info(_msg, state), do: {:noreply, state}
 
+  # The watcher would stop on its own once we are gone (it monitors us),
+  # a moment later; stopping it here leaves no thread or descriptor behind
+  # when a supervisor has stopped us.
+  @impl true
+  def terminate(_reason, state), do: unwatch(state)
+
   defp run_reload(opts, state) do
     started = System.monotonic_time(:microsecond)
     state = retry_pending(state)

@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod filter;
+pub mod joined;
 pub mod log;
 pub mod runtime;
 pub mod watcher;

@@ -11,11 +11,12 @@
 
 use crate::batch::{Batch, Digests, Probe, Window};
 use crate::filter::{self, Depth, SourceFilter};
+use crate::joined::{JoinedWatcher, LoopExit};
 use crate::runtime;
 use debug_reload_core::changes::Snapshot;
 use debug_reload_io::scan;
 use notify::RecursiveMode;
-use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
+use notify_debouncer_full::{new_debouncer_opt, DebounceEventResult, Debouncer, RecommendedCache};
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
@@ -24,7 +25,7 @@ use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 
-type Notifier = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
+type Notifier = Debouncer<JoinedWatcher, RecommendedCache>;
 
 /// Debounce used when none is given.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
@@ -50,6 +51,7 @@ pub struct Options {
 pub struct Watch {
     stop: Mutex<Option<oneshot::Sender<()>>>,
     done: Mutex<Option<mpsc::Receiver<()>>>,
+    loop_exit: Mutex<Option<LoopExit>>,
 }
 
 impl Watch {
@@ -64,10 +66,17 @@ impl Watch {
         let filter = SourceFilter::new(options.roots.clone(), options.extensions.clone());
         let (events_tx, events_rx) = tokio_mpsc::unbounded_channel();
         let (per_file, tick) = debouncer_timing(options.debounce);
-        let mut notifier = new_debouncer(per_file, Some(tick), move |result| {
-            // The receiver is gone only once the task has ended.
-            let _ = events_tx.send(result);
-        })
+        let loop_exit = LoopExit::prepare();
+        let mut notifier = new_debouncer_opt::<_, JoinedWatcher, _>(
+            per_file,
+            Some(tick),
+            move |result| {
+                // The receiver is gone only once the task has ended.
+                let _ = events_tx.send(result);
+            },
+            RecommendedCache::new(),
+            notify::Config::default(),
+        )
         .map_err(|e| format!("could not start the file watcher: {e}"))?;
         let mut watched = Vec::new();
         add_watches(&mut notifier, &filter, &mut watched)?;
@@ -102,6 +111,7 @@ impl Watch {
         Ok(Watch {
             stop: Mutex::new(Some(stop_tx)),
             done: Mutex::new(Some(done_rx)),
+            loop_exit: Mutex::new(Some(loop_exit)),
         })
     }
 
@@ -112,17 +122,23 @@ impl Watch {
         }
     }
 
-    /// Stops the watcher and waits until its task has ended and released
-    /// the debouncer's thread and the OS watch. False on timeout.
+    /// Stops the watcher and waits until its task has ended, the
+    /// debouncer's thread is joined, and notify's event loop thread, which
+    /// holds the OS watch, is gone. False on timeout.
     pub fn stop_and_wait(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
         self.stop();
-        match lock(&self.done).take() {
+        let task_ended = match lock(&self.done).take() {
             Some(done) => match done.recv_timeout(timeout) {
                 Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => true,
                 Err(mpsc::RecvTimeoutError::Timeout) => false,
             },
             None => true,
-        }
+        };
+        task_ended
+            && lock(&self.loop_exit)
+                .take()
+                .is_none_or(|exit| exit.wait(deadline))
     }
 }
 
@@ -293,8 +309,8 @@ impl Task {
                 }
             }
         }
-        // Joins the debouncer's thread; dropping its watcher closes the
-        // inotify descriptor and ends notify's event loop thread.
+        // Joins the debouncer's thread; dropping its watcher asks notify's
+        // event loop thread to end (`stop_and_wait` waits for that).
         self.notifier.stop();
         tracing::info!("stopped watching {}", display_roots(self.filter.roots()));
     }
