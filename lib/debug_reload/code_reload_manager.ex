@@ -220,11 +220,15 @@ defmodule DebugReload.CodeReloadManager do
   defp boot(state) do
     case CompileWorker.project(state.worker) do
       {:ok, %Project{} = project} ->
-        if Project.ebin_dirs(project) == Project.ebin_dirs(state.project) do
+        state = %{state | restart_files: Guards.restart_files(state.root, dependency_roots(project))}
+
+        if Project.ebin_dirs(project) == Project.ebin_dirs(state.project) and
+             Project.source_roots(project) == Project.source_roots(state.project) do
           {consolidated, _errors} = Native.scan_sources(Project.consolidation_dirs(project), [".beam"])
           %{state | project: project, beams: Map.merge(state.beams, consolidated)}
         else
-          # A custom build path: take the beam baseline where Mix puts beams.
+          # A custom build path, or path dependencies outside the project:
+          # take the baselines where Mix puts beams and where sources are.
           snapshot(state, project)
         end
 
@@ -323,10 +327,7 @@ defmodule DebugReload.CodeReloadManager do
   # subscribers like any other. A full one, not one scoped to the batch:
   # files the batch did not name may recompile too (a macro's users).
   def handle_info({:debug_reload_watch, ref, batch}, %{watcher: %Watcher{ref: ref}} = state) do
-    %{project: sources, dependencies: deps} = Watcher.classify(batch, state.project)
-    if deps != %{changed: [], added: [], removed: []}, do: reject_dependency_edit(deps, state)
-
-    if sources == [] do
+    if Watcher.sources(batch, state.project) == [] do
       {:noreply, state}
     else
       {{_tag, report}, state} = run_reload([], state)
@@ -354,24 +355,11 @@ defmodule DebugReload.CodeReloadManager do
 
   # -- watching -----------------------------------------------------------
 
-  # The running session has the dependency's old code and cannot take its
-  # new code; subscribers learn that from a report like any other.
-  defp reject_dependency_edit(files, state) do
-    started = System.monotonic_time(:microsecond)
-    reason = Watcher.dependency_restart_reason(files, state.root)
-    {:error, report} = finish({:error, reason, %Report{files: files}}, started, state)
-    broadcast(report, state)
-  end
-
   defp watch(opts, state) do
     state = unwatch(state)
     # From the digests the loaded code came from: an edit made before the
-    # watch started is in the first batch. Path dependencies are not in
-    # the manager's snapshot; they start from their current state.
-    deps = Enum.flat_map(state.project.path_deps, & &1.source_dirs)
-    {dep_sources, _errors} = Native.scan_sources(deps, Watcher.extensions())
-    baseline = Map.merge(dep_sources, state.sources.digests)
-    opts = Keyword.merge([baseline: baseline], Keyword.take(opts, [:debounce]))
+    # watch started is in the first batch.
+    opts = Keyword.merge([baseline: state.sources.digests], Keyword.take(opts, [:debounce]))
 
     with [_ | _] = roots <- Watcher.roots(state.project),
          {:ok, watcher} <- Watcher.start(roots, opts) do
@@ -400,9 +388,10 @@ defmodule DebugReload.CodeReloadManager do
   end
 
   defp snapshot(state, project) do
-    # The whole project tree (Native skips _build, deps and .git): the same
-    # set for the baseline and for every later scan, whatever the layout.
-    {sources, _errors} = SourceTree.new([project.root], Project.source_extensions())
+    # The whole project tree (Native skips _build, deps and .git), and the
+    # path dependencies' outside it: the same set for the baseline and for
+    # every later scan, whatever the layout.
+    {sources, _errors} = SourceTree.new(Project.source_roots(project), Project.source_extensions())
     {beams, _errors} = Native.scan_sources(Project.beam_dirs(project), [".beam"])
     # Sources edited after the last compile are left out, so the first
     # reload sees them as changed instead of taking them as the baseline.
@@ -494,7 +483,9 @@ defmodule DebugReload.CodeReloadManager do
   end
 
   defp check_restart_files(state) do
-    case Guards.restart_reason(state.restart_files, Guards.restart_files(state.root), state.root) do
+    now = Guards.restart_files(state.root, dependency_roots(state.project))
+
+    case Guards.restart_reason(state.restart_files, now, state.root) do
       nil -> :ok
       reason -> {:error, reason}
     end
@@ -518,6 +509,9 @@ defmodule DebugReload.CodeReloadManager do
     not Map.has_key?(state.interpreted, module) and not Map.has_key?(state.rolled_back, module) and
       :code.is_loaded(module) != false
   end
+
+  defp dependency_roots(nil), do: []
+  defp dependency_roots(%Project{path_deps: deps}), do: Enum.map(deps, & &1.root)
 
   defp empty?(changes), do: changes.changed == [] and changes.added == [] and changes.removed == []
 
@@ -587,7 +581,10 @@ defmodule DebugReload.CodeReloadManager do
       {:mix, reason} ->
         Logger.debug("debug_reload: running Mix's compile task: #{reason}")
         state = %{state | old_binaries: old_binaries(state), full_compile: false, stray_beams: %{}}
-        result = CompileWorker.compile(state.worker, state.compile_timeout)
+        # Mix's compile task leaves path dependencies alone (a reload must not
+        # fetch or check dependencies): the edited ones compile first.
+        deps = Project.path_deps_of(state.project, report.files.changed ++ report.files.added)
+        result = CompileWorker.compile(state.worker, state.compile_timeout, deps)
         report = %{put_in(report.timings[:compile_us], now() - t0) | compiler: :mix}
 
         case result do

@@ -29,9 +29,13 @@ defmodule DebugReload.CompileWorker do
   @spec project(GenServer.server()) :: {:ok, Project.t()} | {:error, String.t()}
   def project(worker), do: GenServer.call(worker, :project, @boot_timeout)
 
-  @doc "Runs Mix's compile task in the worker node."
-  @spec compile(GenServer.server(), timeout()) :: compile_result() | {:error, String.t()}
-  def compile(worker, timeout), do: GenServer.call(worker, {:compile, timeout}, timeout + 1_000)
+  @doc """
+  Runs Mix's compile task in the worker node, after compiling the `path:`
+  dependencies named in `deps` (`mix deps.compile`).
+  """
+  @spec compile(GenServer.server(), timeout(), [atom()]) :: compile_result() | {:error, String.t()}
+  def compile(worker, timeout, deps \\ []),
+    do: GenServer.call(worker, {:compile, timeout, deps}, timeout + 1_000)
 
   @typedoc "A module a planned compile wrote: its new beam, the beam it replaced, its export digest."
   @type compiled :: %{
@@ -97,9 +101,9 @@ defmodule DebugReload.CompileWorker do
     end
   end
 
-  def handle_call({:compile, timeout}, _from, state) do
+  def handle_call({:compile, timeout, deps}, _from, state) do
     state = finish_sync(state, timeout)
-    {reply, state} = remote(state, :compile, [], timeout)
+    {reply, state} = remote(state, :compile, [deps], timeout)
     {:reply, reply, state}
   end
 
@@ -192,7 +196,7 @@ defmodule DebugReload.CompileWorker do
     task =
       Task.async(fn ->
         try do
-          :peer.call(peer, Remote, :compile, [], timeout)
+          :peer.call(peer, Remote, :compile, [[]], timeout)
         catch
           kind, reason -> {:error, "sync failed: #{Exception.format_banner(kind, reason)}"}
         end

@@ -162,10 +162,11 @@ defmodule DebugReload.Guards do
   @doc """
   Files whose change the running system cannot take, relative to `root`:
   the project's (and umbrella apps') `mix.exs`, `mix.lock`, `config/`
-  scripts, and the `mix.exs` of fetched dependencies. Returns their digests.
+  scripts, the `mix.exs` of fetched dependencies and that of each `path:`
+  dependency in `dependency_roots`. Returns their digests.
   """
-  @spec restart_files(String.t()) :: %{String.t() => String.t()}
-  def restart_files(root) do
+  @spec restart_files(String.t(), [String.t()]) :: %{String.t() => String.t()}
+  def restart_files(root, dependency_roots \\ []) do
     patterns = [
       "mix.exs",
       "mix.lock",
@@ -175,8 +176,9 @@ defmodule DebugReload.Guards do
       "deps/*/mix.exs"
     ]
 
-    for pattern <- patterns,
-        path <- Path.wildcard(Path.join(root, pattern)),
+    dependency_projects = Enum.map(dependency_roots, &Path.join(&1, "mix.exs"))
+
+    for path <- Enum.flat_map(patterns, &Path.wildcard(Path.join(root, &1))) ++ dependency_projects,
         {:ok, bytes} <- [File.read(path)],
         into: %{},
         do: {path, :erlang.md5(bytes)}

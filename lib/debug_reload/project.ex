@@ -3,7 +3,9 @@ defmodule DebugReload.Project do
   The layout of the Mix project being debugged, as Mix itself reports it
   from the compile worker: every app (one, or each app of an umbrella)
   with its source directories and the ebin directory its beams go to, and
-  the `path:` dependencies whose sources a watcher follows too.
+  the `path:` dependencies, whose sources are edited alongside the
+  project's and reload the same way (Mix builds them into the project's
+  build path).
   """
 
   @type app :: %{
@@ -30,16 +32,30 @@ defmodule DebugReload.Project do
   @spec source_extensions() :: [String.t()]
   def source_extensions, do: @source_extensions
 
-  @spec source_dirs(t()) :: [String.t()]
-  def source_dirs(%__MODULE__{apps: apps}), do: apps |> Enum.flat_map(& &1.source_dirs) |> Enum.uniq()
+  @doc "Every app a reload compiles: the project's apps, then its `path:` dependencies."
+  @spec compiled_apps(t()) :: [app()]
+  def compiled_apps(%__MODULE__{apps: apps, path_deps: deps}), do: apps ++ deps
 
   @doc "Source directories of the project's apps and of its `path:` dependencies."
-  @spec watch_dirs(t()) :: [String.t()]
-  def watch_dirs(%__MODULE__{path_deps: deps} = project),
-    do: Enum.uniq(source_dirs(project) ++ Enum.flat_map(deps, & &1.source_dirs))
+  @spec source_dirs(t()) :: [String.t()]
+  def source_dirs(%__MODULE__{} = project),
+    do: project |> compiled_apps() |> Enum.flat_map(& &1.source_dirs) |> Enum.uniq()
+
+  @doc "Directories whose whole tree holds the sources: the root, and path dependencies outside it."
+  @spec source_roots(t()) :: [String.t()]
+  def source_roots(%__MODULE__{root: root, path_deps: deps} = project),
+    do: Enum.uniq([root | for(dep <- deps, not inside?(project, dep.root), do: dep.root)])
+
+  @doc "The `path:` dependencies that `paths` (sources) belong to, as app names."
+  @spec path_deps_of(t(), [String.t()]) :: [atom()]
+  def path_deps_of(%__MODULE__{path_deps: deps}, paths) do
+    for dep <- deps,
+        Enum.any?(paths, fn path -> Enum.any?(dep.source_dirs, &String.starts_with?(path, &1 <> "/")) end),
+        do: dep.app
+  end
 
   @spec ebin_dirs(t()) :: [String.t()]
-  def ebin_dirs(%__MODULE__{apps: apps}), do: apps |> Enum.map(& &1.ebin) |> Enum.uniq()
+  def ebin_dirs(%__MODULE__{} = project), do: project |> compiled_apps() |> Enum.map(& &1.ebin) |> Enum.uniq()
 
   @doc "Where Mix writes consolidated protocols."
   @spec consolidation_dirs(t()) :: [String.t()]

@@ -55,7 +55,7 @@ defmodule DebugReload.Watcher do
 
   @doc "The directories to watch for `project`: its apps' and its path dependencies' sources."
   @spec roots(Project.t()) :: [String.t()]
-  def roots(%Project{} = project), do: Project.watch_dirs(project)
+  def roots(%Project{} = project), do: Project.source_dirs(project)
 
   @doc """
   Starts watching `roots` (absolute directories; they need not exist yet).
@@ -110,37 +110,11 @@ defmodule DebugReload.Watcher do
   def stop(%__MODULE__{resource: resource}), do: Native.watch_stop(resource)
 
   @doc """
-  Splits `batch` into the project's sources (a list of paths) and its path
-  dependencies' sources (a batch), which the running session cannot take
-  (see `dependency_restart_reason/2`). Other files, such as an `.exs`
-  script under `lib/`, are in neither.
+  The sources in `batch` that the project compiles (its apps' and its path
+  dependencies'), sorted. Other files, such as an `.exs` script under
+  `lib/`, are left out.
   """
-  @spec classify(batch(), Project.t()) :: %{project: [String.t()], dependencies: batch()}
-  def classify(batch, %Project{} = project) do
-    dep_dirs = Enum.flat_map(project.path_deps, & &1.source_dirs)
-    dependency? = &(not Project.source?(project, &1) and dependency_source?(&1, dep_dirs))
-
-    %{
-      project:
-        Enum.sort(Enum.filter(batch.changed ++ batch.added ++ batch.removed, &Project.source?(project, &1))),
-      dependencies: Map.new(batch, fn {kind, paths} -> {kind, Enum.filter(paths, dependency?)} end)
-    }
-  end
-
-  @doc "Why an edit to a path dependency's sources needs a restart."
-  @spec dependency_restart_reason(batch(), String.t()) :: String.t()
-  def dependency_restart_reason(files, root) do
-    names =
-      (files.changed ++ files.added ++ files.removed)
-      |> Enum.sort()
-      |> Enum.map_join(", ", &Path.relative_to(&1, root))
-
-    "restart needed: #{names} changed; it belongs to a path dependency, whose code the running " <>
-      "session loaded at start and does not reload (undo it to keep reloading, or restart the debug session)"
-  end
-
-  defp dependency_source?(path, dirs) do
-    String.ends_with?(path, Project.source_extensions()) and
-      Enum.any?(dirs, &String.starts_with?(path, &1 <> "/"))
-  end
+  @spec sources(batch(), Project.t()) :: [String.t()]
+  def sources(batch, %Project{} = project),
+    do: Enum.sort(Enum.filter(batch.changed ++ batch.added ++ batch.removed, &Project.source?(project, &1)))
 end

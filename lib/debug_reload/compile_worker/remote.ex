@@ -18,15 +18,20 @@ defmodule DebugReload.CompileWorker.Remote do
     layout(root, env)
   end
 
-  @doc "Runs `mix compile` for the project; returns status, diagnostics and output."
-  def compile do
+  @doc """
+  Runs `mix compile` for the project, after `mix deps.compile` for the
+  `path:` dependencies in `deps`; returns status, diagnostics and output.
+  """
+  def compile(deps) do
     {result, output} =
       capture(fn ->
         Mix.Task.clear()
 
         try do
-          Mix.Task.run("compile", ["--return-errors", "--no-deps-check", "--no-archives-check"])
-          |> tap(fn _ -> settle_code() end)
+          with :ok <- compile_path_deps(deps) do
+            Mix.Task.run("compile", ["--return-errors", "--no-deps-check", "--no-archives-check"])
+            |> tap(fn _ -> settle_code() end)
+          end
         rescue
           e in Mix.Error ->
             {:error, [%{file: nil, position: nil, severity: :error, message: Exception.message(e)}]}
@@ -37,10 +42,58 @@ defmodule DebugReload.CompileWorker.Remote do
       {status, diagnostics} when status in [:ok, :noop, :error] ->
         {status, Enum.map(diagnostics, &diagnostic/1), output}
 
+      {:dependency_failed, deps} ->
+        {:error, dependency_diagnostics(output, deps), output}
+
       other ->
         {:ok, [], output <> inspect(other)}
     end
   end
+
+  # `mix deps.compile` is Mix's own way to build a dependency (in its env,
+  # into the project's build path); it prints its errors and exits.
+  defp compile_path_deps([]), do: :ok
+
+  defp compile_path_deps(deps) do
+    Mix.Task.run("deps.compile", Enum.map(deps, &to_string/1))
+    Mix.Task.clear()
+    :ok
+  catch
+    :exit, _ -> {:dependency_failed, deps}
+  end
+
+  # What `mix deps.compile` printed about the failure, as diagnostics: the
+  # compiler's "== Compilation error in file F ==" and "** (Kind) F:L: ..."
+  # lines, with F relative to the dependency.
+  defp dependency_diagnostics(output, deps) do
+    roots = Mix.Project.deps_paths()
+
+    found =
+      for [_, app, error] <- Regex.scan(~r/^==> (\S+)\n(?:.*\n)*?\*\* \(\w+\) (.*)$/m, output),
+          root = roots[String.to_atom(app)],
+          do: dependency_diagnostic(root, error)
+
+    case found do
+      [] ->
+        message = "could not compile #{Enum.map_join(deps, ", ", &inspect/1)}: " <> last_lines(output)
+        [%{file: nil, line: nil, severity: :error, message: message}]
+
+      found ->
+        found
+    end
+  end
+
+  defp dependency_diagnostic(root, error) do
+    case Regex.run(~r/^([^:\s]+):(\d+)(?::\d+)?: (.*)$/, error) do
+      [_, file, line, message] ->
+        %{file: Path.expand(file, root), line: String.to_integer(line), severity: :error, message: message}
+
+      nil ->
+        %{file: nil, line: nil, severity: :error, message: error}
+    end
+  end
+
+  defp last_lines(output), do: output |> String.split("\n", trim: true) |> Enum.take(-5) |> Enum.join("\n")
 
   # Done after a compile nobody waits for, so that the next planned compile
   # does not pay for it: recompiled modules leave old code behind, and
@@ -298,19 +351,22 @@ defmodule DebugReload.CompileWorker.Remote do
   defp path_deps(apps) do
     roots = MapSet.new(apps, & &1.root)
     paths = Mix.Project.deps_paths()
+    build_lib = Path.join(Mix.Project.build_path(), "lib")
 
     for {app, Mix.SCM.Path} <- Enum.sort(Mix.Project.deps_scms()),
         root = Path.expand(paths[app]),
         not MapSet.member?(roots, root),
-        layout = dep_layout(app, root),
+        layout = dep_layout(app, root, Path.join([build_lib, to_string(app), "ebin"])),
         do: layout
   rescue
     # A dependency that cannot be loaded is Mix's error to report on compile.
     _ -> []
   end
 
-  defp dep_layout(app, root) do
-    Mix.Project.in_project(app, root, fn _ -> app_layout(root, Mix.Project.config()) end)
+  # Mix builds a dependency into the project's build path, not the one the
+  # dependency's own mix.exs would give.
+  defp dep_layout(app, root, ebin) do
+    Mix.Project.in_project(app, root, fn _ -> %{app_layout(root, Mix.Project.config()) | ebin: ebin} end)
   rescue
     _ -> nil
   end
