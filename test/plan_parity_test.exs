@@ -164,11 +164,13 @@ defmodule DebugReload.PlanParityTest do
   defp check_incremental(context, planner) do
     fresh = Planner.new(context.fixture.root, [context.layout])
 
-    if Planner.stats(planner) != Planner.stats(fresh) do
+    # Every node, attribute and labelled edge, not only their counts.
+    if {Planner.stats(planner), Planner.fingerprint(planner)} !=
+         {Planner.stats(fresh), Planner.fingerprint(fresh)} do
       flunk(
         failure(context, "the updated graph equals a fresh one", """
-        updated: #{inspect(Planner.stats(planner))}
-        fresh:   #{inspect(Planner.stats(fresh))}
+        updated: #{inspect(Planner.stats(planner))} #{Planner.fingerprint(planner)}
+        fresh:   #{inspect(Planner.stats(fresh))} #{Planner.fingerprint(fresh)}
         """)
       )
     end

@@ -160,6 +160,9 @@ defmodule DebugReload.Native do
   @spec plan_graph_stats(reference()) :: DebugReload.Planner.stats()
   def plan_graph_stats(_graph), do: not_loaded()
 
+  @spec plan_graph_fingerprint(reference()) :: String.t()
+  def plan_graph_fingerprint(_graph), do: not_loaded()
+
   @doc """
   Plans `request`: before the compile when `outcome` is nil, resolved with
   the compile's outcome otherwise; as terms (`:term`) or JSON (`:json`).

@@ -92,6 +92,13 @@ defmodule DebugReload.Planner do
   def stats(%__MODULE__{graph: graph}), do: Native.plan_graph_stats(graph)
 
   @doc """
+  A digest of the graph's content (nodes, their attributes, labelled
+  edges), equal for equal graphs however they were built.
+  """
+  @spec fingerprint(t()) :: String.t()
+  def fingerprint(%__MODULE__{graph: graph}), do: Native.plan_graph_fingerprint(graph)
+
+  @doc """
   The plan before compiling `changes` (absolute paths).
 
   Options: `:format` (`:term`, the default, or `:json`) and `:locate`

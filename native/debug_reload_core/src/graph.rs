@@ -178,6 +178,41 @@ impl ReloadGraph {
         }
     }
 
+    /// A digest of everything planning reads: each node with its
+    /// attributes and each labelled edge, named by path or module name, not
+    /// by index. Two graphs with the same content have the same fingerprint
+    /// however they were built (a build, or a build and updates), so it
+    /// shows whether incremental updates kept the graph exact.
+    pub fn fingerprint(&self) -> u64 {
+        let app_name = |app: AppId| self.apps[app as usize].name.as_str();
+        let label = |id: Id| match &self.graph[id] {
+            Node::File(f) => (0u8, f.path.as_str()),
+            Node::Module(m) => (1u8, m.name.as_str()),
+        };
+        // A sum of per-item hashes: independent of iteration order.
+        let mut sum = 0u64;
+        for id in self.graph.node_indices() {
+            sum = sum.wrapping_add(match &self.graph[id] {
+                Node::File(f) => stable_hash(&(&f.path, app_name(f.app), f.kind, &f.compile_env)),
+                Node::Module(m) => {
+                    stable_hash(&(&m.name, m.app.map(app_name), &m.export, m.recompile))
+                }
+            });
+        }
+        for edge in self.graph.edge_references() {
+            sum = sum.wrapping_add(stable_hash(&(
+                label(edge.source()),
+                label(edge.target()),
+                *edge.weight(),
+            )));
+        }
+        for app in &self.apps {
+            let deps: Vec<&str> = app.deps.iter().map(|&d| app_name(d)).collect();
+            sum = sum.wrapping_add(stable_hash(&(&app.name, &app.source_dirs, deps)));
+        }
+        sum
+    }
+
     pub fn root(&self) -> &str {
         &self.root
     }
@@ -535,6 +570,14 @@ fn edge_count(source: &Source) -> usize {
         + source.includes.len()
 }
 
+// SipHash with fixed keys: the same value in every run and process.
+fn stable_hash<T: std::hash::Hash>(value: &T) -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
+    let mut hasher = DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -621,6 +664,30 @@ mod tests {
         // Still referenced by a.ex, so the module stays, without an app.
         let b_mod = g.module("B").unwrap();
         assert_eq!(g.module_node(b_mod).app, None);
+    }
+
+    #[test]
+    fn an_updated_graph_has_the_fingerprint_of_one_built_from_the_result() {
+        let mut a = source("/p/lib/a.ex", &["A"]);
+        a.runtime = vec!["B".into()];
+        let b = source("/p/lib/b.ex", &["B"]);
+        let mut a2 = source("/p/lib/a.ex", &["A"]);
+        a2.compile = vec!["B".into()];
+        let mut a_export = source("/p/lib/a.ex", &["A"]);
+        a_export.export = vec!["B".into()];
+
+        let mut updated = ReloadGraph::build(&manifest(vec![a, b.clone()]));
+        updated.update(&Delta {
+            sources: vec![a2.clone()],
+            ..Delta::default()
+        });
+        let fresh = ReloadGraph::build(&manifest(vec![b.clone(), a2]));
+        assert_eq!(updated.fingerprint(), fresh.fingerprint());
+
+        // Same counts, one edge labelled differently.
+        let relabelled = ReloadGraph::build(&manifest(vec![a_export, b]));
+        assert_eq!(relabelled.stats(), fresh.stats());
+        assert_ne!(relabelled.fingerprint(), fresh.fingerprint());
     }
 
     #[test]

@@ -463,9 +463,18 @@ fn plan_graph_update(graph: ResourceArc<PlanGraph>, delta: DeltaTerm) -> NifResu
     })
 }
 
-#[rustler::nif]
+/// Dirty: it waits for the graph's lock, which a plan of a large graph
+/// may hold for longer than a scheduler may be blocked.
+#[rustler::nif(schedule = "DirtyCpu")]
 fn plan_graph_stats(graph: ResourceArc<PlanGraph>) -> NifResult<StatsTerm> {
     graph.with(|g| g.stats().into())
+}
+
+/// The graph's content digest (`ReloadGraph::fingerprint`), as a string:
+/// a u64 does not fit every integer term the glue would build.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn plan_graph_fingerprint(graph: ResourceArc<PlanGraph>) -> NifResult<String> {
+    graph.with(|g| format!("{:016x}", g.fingerprint()))
 }
 
 /// Plans `request`: before the compile when `outcome` is nil, resolved
