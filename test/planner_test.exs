@@ -246,6 +246,23 @@ defmodule DebugReload.PlannerTest do
     end
   end
 
+  describe "reading manifests" do
+    test "Mix's own reader reads the manifest, and decoding the file agrees with it" do
+      project = web_project("PlanReader#{System.unique_integer([:positive])}")
+      on_exit(fn -> File.rm_rf(project.root) end)
+      path = Manifest.elixir_manifest(layout(project))
+
+      # The shape the adapter relies on, on the Elixir that runs.
+      assert {modules, sources} = Mix.Compilers.Elixir.read_manifest(path)
+      assert modules not in [[], %{}] and sources not in [[], %{}]
+
+      {:ok, manifest} = Manifest.read(project.root, [layout(project)])
+      {:ok, _sources, decoded} = Manifest.decode(File.read!(path))
+      assert Enum.sort(Enum.map(manifest.modules, &Map.delete(&1, :app))) == Enum.sort(decoded)
+      assert length(decoded) >= 2
+    end
+  end
+
   describe "manifests it cannot read" do
     setup do
       project = web_project("PlanBad#{System.unique_integer([:positive])}")

@@ -9,7 +9,12 @@ defmodule DebugReload.Manifest do
 
   The Elixir manifest is a private file of `Mix.Compilers.Elixir` whose
   layout changes between Elixir versions. This module is the only place
-  that knows it. Elixir 1.14 (manifest version 14) is supported fully;
+  that knows it. It is read with Mix's own reader
+  (`Mix.Compilers.Elixir.read_manifest/1`, private too, so used only while
+  it has the shape known here) and its records checked field by field;
+  where that reader is missing or answers nothing (as it does for a
+  manifest it cannot read), the file is decoded here, which also names
+  what is wrong with it. Elixir 1.14 (manifest version 14) is supported fully;
   versions 15 to 29 (Elixir 1.15 and later) from their published record
   layouts, checked field by field. Anything else (an older or newer
   version, a truncated or corrupt file, a record that does not have the
@@ -146,7 +151,46 @@ defmodule DebugReload.Manifest do
     end
   end
 
+  # Mix's own reader first; our decoding of the file when that is not
+  # available, read nothing, or gave records of a shape we do not know
+  # (and then it also says why).
   defp read_elixir(path) do
+    with {:ok, modules, sources} <- read_with_mix(path),
+         {:ok, sources, modules} <- decode_records(layout_version(modules), modules, sources) do
+      {:ok, sources, modules}
+    else
+      _ -> decode_file(path)
+    end
+  end
+
+  # `Mix.Compilers.Elixir.read_manifest/1` (Elixir 1.14 and later) is
+  # private to Mix: used only while it has the arity and answer shape this
+  # adapter knows, `{modules, sources}`. It answers empty lists or maps for
+  # a missing, corrupt or unknown manifest alike, so an empty answer is
+  # not trusted.
+  defp read_with_mix(path) do
+    if Code.ensure_loaded?(Mix.Compilers.Elixir) and
+         function_exported?(Mix.Compilers.Elixir, :read_manifest, 1) do
+      case Mix.Compilers.Elixir.read_manifest(path) do
+        {modules, sources} when modules not in [[], %{}] and (is_list(sources) or is_map(sources)) ->
+          {:ok, modules, sources}
+
+        _ ->
+          :unknown
+      end
+    else
+      :unavailable
+    end
+  rescue
+    _ -> :unknown
+  end
+
+  # The record layout of the answer: tagged lists up to version 21, maps
+  # from 22 (see `decode_records/3`).
+  defp layout_version(modules) when is_map(modules), do: 22
+  defp layout_version(_modules), do: 14
+
+  defp decode_file(path) do
     case File.read(path) do
       {:ok, binary} ->
         case decode(binary) do
