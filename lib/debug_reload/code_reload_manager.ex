@@ -327,11 +327,11 @@ defmodule DebugReload.CodeReloadManager do
   # subscribers like any other. A full one, not one scoped to the batch:
   # files the batch did not name may recompile too (a macro's users).
   def handle_info({:debug_reload_watch, ref, batch}, %{watcher: %Watcher{ref: ref}} = state) do
-    if Watcher.sources(batch, state.project) == [] do
-      {:noreply, state}
-    else
+    if Watcher.sources?(batch, state.project) do
       {{_tag, report}, state} = run_reload([], state)
       {:noreply, state, {:continue, {:after_reload, report}}}
+    else
+      {:noreply, state}
     end
   end
 

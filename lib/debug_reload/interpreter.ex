@@ -321,8 +321,7 @@ defmodule DebugReload.Interpreter do
     end
   end
 
-  defp cluster(opts),
-    do: {Keyword.get_lazy(opts, :nodes, &Node.list/0), Keyword.get(opts, :node_timeout, 5_000)}
+  defp cluster(opts), do: {Cluster.nodes(opts), Keyword.get(opts, :node_timeout, 5_000)}
 
   defp interpret_here(module, source, beam_path, beam) do
     # :int prints its failures instead of returning them; keep them off the

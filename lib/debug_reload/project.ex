@@ -50,7 +50,7 @@ defmodule DebugReload.Project do
   @spec path_deps_of(t(), [String.t()]) :: [atom()]
   def path_deps_of(%__MODULE__{path_deps: deps}, paths) do
     for dep <- deps,
-        Enum.any?(paths, fn path -> Enum.any?(dep.source_dirs, &String.starts_with?(path, &1 <> "/")) end),
+        Enum.any?(paths, fn path -> Enum.any?(dep.source_dirs, &within?(path, &1)) end),
         do: dep.app
   end
 
@@ -67,14 +67,14 @@ defmodule DebugReload.Project do
 
   @doc "True when `path` (absolute) is inside the project root."
   @spec inside?(t(), String.t()) :: boolean()
-  def inside?(%__MODULE__{root: root}, path) do
-    path == root or String.starts_with?(path, root <> "/")
-  end
+  def inside?(%__MODULE__{root: root}, path), do: within?(path, root)
 
   @doc "True when `path` is a source file the project compiles."
   @spec source?(t(), String.t()) :: boolean()
   def source?(%__MODULE__{} = project, path) do
     String.ends_with?(path, @source_extensions) and
-      Enum.any?(source_dirs(project), &(path == &1 or String.starts_with?(path, &1 <> "/")))
+      Enum.any?(source_dirs(project), &within?(path, &1))
   end
+
+  defp within?(path, dir), do: path == dir or String.starts_with?(path, dir <> "/")
 end

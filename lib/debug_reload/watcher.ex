@@ -110,11 +110,11 @@ defmodule DebugReload.Watcher do
   def stop(%__MODULE__{resource: resource}), do: Native.watch_stop(resource)
 
   @doc """
-  The sources in `batch` that the project compiles (its apps' and its path
-  dependencies'), sorted. Other files, such as an `.exs` script under
-  `lib/`, are left out.
+  Whether `batch` names a source the project compiles (its apps' or its
+  path dependencies'). Other files, such as an `.exs` script under `lib/`,
+  do not count.
   """
-  @spec sources(batch(), Project.t()) :: [String.t()]
-  def sources(batch, %Project{} = project),
-    do: Enum.sort(Enum.filter(batch.changed ++ batch.added ++ batch.removed, &Project.source?(project, &1)))
+  @spec sources?(batch(), Project.t()) :: boolean()
+  def sources?(batch, %Project{} = project),
+    do: Enum.any?(batch.changed ++ batch.added ++ batch.removed, &Project.source?(project, &1))
 end
