@@ -50,9 +50,7 @@ pub fn digest_with(path: &str, digest: impl Fn(&Path) -> io::Result<String>) -> 
     }
 }
 
-/// As [`digest_with`], with the file's metadata already at hand (a
-/// directory walk gets it without resolving the path again).
-pub fn digest_with_metadata(
+fn digest_with_metadata(
     path: &str,
     meta: &fs::Metadata,
     digest: impl Fn(&Path) -> io::Result<String>,
