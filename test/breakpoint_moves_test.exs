@@ -139,4 +139,25 @@ defmodule DebugReload.BreakpointMovesTest do
     :int.continue(pid)
     assert_receive {:result, 1}, 5_000
   end
+
+  # The manager lists the interpreted modules once, when it starts; a
+  # module interpreted later is known from the interpreter's event, and
+  # its source text then is what the breakpoints are carried from.
+  test "a module interpreted after the manager started carries its breakpoints across an edit" do
+    mod = Module.concat(["Late#{System.unique_integer([:positive])}", Calc])
+    project = Project.create(%{"lib/mod.ex" => String.replace(@base, "MOD", inspect(mod))})
+    on_exit(fn -> Project.cleanup(project, [mod]) end)
+    name = :"moves_#{System.unique_integer([:positive])}"
+    start_supervised!({DebugReload, project: project.root, name: name, mix_env: "dev"}, id: name)
+    assert {:ok, %{status: :noop}} = DebugReload.reload(server: name)
+
+    Project.interpret([mod])
+    :ok = :int.break(mod, 5)
+    edited = String.replace(@base, "  def alpha", "  @doc false\n  # a comment\n  def alpha")
+    Project.write(project, "lib/mod.ex", String.replace(edited, "MOD", inspect(mod)))
+    assert {:ok, report} = DebugReload.reload(server: name)
+
+    assert [%{old_line: 5, new_line: 7, status: :moved}] = report.breakpoints
+    assert [{{^mod, 7}, _}] = :int.all_breaks(mod)
+  end
 end

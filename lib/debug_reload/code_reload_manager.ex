@@ -120,6 +120,9 @@ defmodule DebugReload.CodeReloadManager do
     beams: %{},
     # module => %{source, binary, path, statements} for interpreted modules
     interpreted: %{},
+    # the interpreter server we subscribed to and took the module list of;
+    # after that its events name each module it interprets
+    iserver: nil,
     # pid => [module] still running a call on old code
     pending: %{},
     # natively reloaded modules whose old code a process still runs or
@@ -398,11 +401,26 @@ defmodule DebugReload.CodeReloadManager do
     edited = Staleness.edited_since_compile(project, SourceTree.paths(sources))
     sources = SourceTree.forget(sources, edited)
     state = %{state | project: project, sources: sources, beams: beams, unsettled: MapSet.new(edited)}
-    subscribe_to_interpreter()
-    remember_interpreted(state, Interpreter.interpreted())
+    follow_interpreter(%{state | iserver: nil})
   end
 
-  defp subscribe_to_interpreter, do: Interpreter.subscribe()
+  # Listing every interpreted module costs the interpreter a scan of its
+  # table (milliseconds at a thousand modules), so it is done once per
+  # interpreter server: subscribed first, so that a module interpreted
+  # meanwhile is in the list or in an event (`{:int, {:interpret, m}}`).
+  defp follow_interpreter(state) do
+    case Process.whereis(:dbg_iserver) do
+      nil ->
+        %{state | iserver: nil}
+
+      iserver when iserver == state.iserver ->
+        state
+
+      iserver ->
+        Interpreter.subscribe()
+        remember_interpreted(%{state | iserver: iserver}, Interpreter.interpreted())
+    end
+  end
 
   # Keeps what a later reload of an interpreted module needs from before
   # the edit: its beam (for executable lines and rollback) and source text.
@@ -454,7 +472,7 @@ defmodule DebugReload.CodeReloadManager do
     t0 = now()
     state = settle_sync(state)
     t0_plan = now()
-    state = remember_interpreted(state, Interpreter.interpreted())
+    state = follow_interpreter(state)
 
     with :ok <- check_restart_files(state),
          {:ok, scope} <- resolve_paths(Keyword.get(opts, :paths), state) do
