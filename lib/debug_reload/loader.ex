@@ -340,25 +340,70 @@ defmodule DebugReload.Loader do
 
   # -- 4. re-interpretation -----------------------------------------------
 
+  # Where a module's breakpoints go depends only on its old and new code
+  # and text, not on the interpreter: it is worked out in a task per module
+  # while the interpreter loads the modules one after another.
   defp interpret_all(tx, to_interpret, batch, opts) do
-    Enum.reduce_while(to_interpret, {:ok, tx}, fn info, {:ok, tx} ->
-      case interpret(tx, info, batch, opts) do
-        {:ok, tx} -> {:cont, {:ok, tx}}
-        {:error, message, tx} -> {:halt, {:error, message, tx}}
-      end
-    end)
-    |> tap(fn _ -> fault!(opts, :interpret) end)
+    carries = Map.new(to_interpret, &{&1.module, start_carry(&1, batch, tx.state)})
+
+    try do
+      Enum.reduce_while(to_interpret, {:ok, tx}, fn info, {:ok, tx} ->
+        case interpret(tx, info, batch, carries[info.module], opts) do
+          {:ok, tx} -> {:cont, {:ok, tx}}
+          {:error, message, tx} -> {:halt, {:error, message, tx}}
+        end
+      end)
+      |> tap(fn _ -> fault!(opts, :interpret) end)
+    after
+      Enum.each(carries, fn {_module, carry} -> Task.shutdown(carry.task, :brutal_kill) end)
+    end
   end
 
-  defp interpret(tx, info, batch, opts) do
-    state = tx.state
-    was_interpreted? = Interpreter.interpreted?(info.module)
+  defp start_carry(info, batch, state) do
     renamed_from = Map.get(batch.renames, info.module)
     previous = renamed_from || info.module
     old = Map.get(state.interpreted, previous)
     tombstone = Map.get(state.tombstones, info.module)
     breaks = tombstone || Interpreter.breakpoints(previous)
     origin = if(tombstone, do: {:restored, info.module}, else: renamed_from && {:renamed, renamed_from})
+    old_text = old && Map.get(state.texts, old.source)
+    task = Task.async(fn -> carried(info, old, old_text, breaks, origin) end)
+    %{task: task, old: old, tombstone: tombstone, renamed_from: renamed_from}
+  end
+
+  # Never raises (a raise would take the linked manager down): a failure is
+  # returned and raised again by the reload, which then rolls back.
+  defp carried(info, old, old_text, breaks, origin) do
+    started = now()
+    new_text = read_text(info.source)
+    # Executable lines only matter to breakpoints: a module without any
+    # keeps its beam and works them out if one is set before its next edit.
+    {old, new_entry} = if breaks == [], do: {old, interpreted_entry(info)}, else: with_statements(old, info)
+
+    edit = %{
+      old_text: old_text,
+      new_text: new_text,
+      old_statements: (old && old.statements) || [],
+      new_statements: new_entry.statements
+    }
+
+    moved = Breakpoints.plan(info.module, info.source, edit, breaks, origin)
+    {:ok, %{new_text: new_text, new_entry: new_entry, moved: moved, us: now() - started}}
+  rescue
+    e -> {:raised, e, __STACKTRACE__}
+  end
+
+  defp await_carry(%{task: task}) do
+    case Task.await(task, :infinity) do
+      {:ok, carried} -> carried
+      {:raised, e, stacktrace} -> reraise e, stacktrace
+    end
+  end
+
+  defp interpret(tx, info, batch, carry, opts) do
+    state = tx.state
+    was_interpreted? = Interpreter.interpreted?(info.module)
+    %{old: old, tombstone: tombstone, renamed_from: renamed_from} = carry
 
     if Keyword.get(opts, :inject_fault) == {:interpret, info.module},
       do: raise("injected fault while interpreting #{inspect(info.module)}")
@@ -389,19 +434,7 @@ defmodule DebugReload.Loader do
             else: {:uninterpret, info.module, old_code(info, batch, state)}
 
         record_undo(undo)
-        new_text = read_text(info.source)
-        started = now()
-        # Executable lines only matter to breakpoints: a module without any
-        # keeps its beam and works them out if one is set before its next edit.
-        {old, new_entry} =
-          if breaks == [], do: {old, interpreted_entry(info)}, else: with_statements(old, info)
-
-        edit = %{
-          old_text: old && Map.get(state.texts, old.source),
-          new_text: new_text,
-          old_statements: (old && old.statements) || [],
-          new_statements: new_entry.statements
-        }
+        %{new_text: new_text, new_entry: new_entry, moved: moved, us: carry_us} = await_carry(carry)
 
         state =
           state
@@ -419,7 +452,6 @@ defmodule DebugReload.Loader do
           end
 
         action = if was_interpreted?, do: :reinterpreted, else: :interpreted
-        moved = Breakpoints.plan(info.module, info.source, edit, breaks, origin)
 
         {:ok,
          %{
@@ -428,7 +460,7 @@ defmodule DebugReload.Loader do
              entries: tx.entries ++ [entry(info, action, reason)],
              processes: tx.processes ++ process_entries(swap.pending, info.module),
              planned: tx.planned ++ moved,
-             breakpoints_us: tx.breakpoints_us + (now() - started)
+             breakpoints_us: tx.breakpoints_us + carry_us
          }}
 
       {:error, {:busy, pids}} ->
