@@ -207,7 +207,9 @@ defmodule DebugReload.GuardsTest do
   for {file, edit} <- [
         {"mix.exs", :append},
         {"config/config.exs", :create},
-        {"mix.lock", :create}
+        {"mix.lock", :create},
+        {"config/runtime/extra.exs", :create},
+        {"deps/fetched/mix.exs", :create}
       ] do
     test "a change to #{file} is rejected as restart needed, then undone", ctx do
       start_manager(ctx)

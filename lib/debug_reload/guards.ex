@@ -14,7 +14,7 @@ defmodule DebugReload.Guards do
       config, its dependencies) are rejected with "restart needed".
   """
 
-  alias DebugReload.ExecutableLines
+  alias DebugReload.{ExecutableLines, Native}
 
   @poll_ms 5
 
@@ -167,21 +167,25 @@ defmodule DebugReload.Guards do
   """
   @spec restart_files(String.t(), [String.t()]) :: %{String.t() => String.t()}
   def restart_files(root, dependency_roots \\ []) do
-    patterns = [
-      "mix.exs",
-      "mix.lock",
-      "config/**/*.exs",
-      "apps/*/mix.exs",
-      "apps/*/config/**/*.exs",
-      "deps/*/mix.exs"
-    ]
+    apps = subdirectories(Path.join(root, "apps"))
+    deps = subdirectories(Path.join(root, "deps"))
 
-    dependency_projects = Enum.map(dependency_roots, &Path.join(&1, "mix.exs"))
+    # Checked on every reload: one native call, whose digests of files
+    # that did not change come from their metadata alone.
+    roots =
+      [Path.join(root, "mix.exs"), Path.join(root, "mix.lock"), Path.join(root, "config")] ++
+        Enum.flat_map(apps, &[Path.join(&1, "mix.exs"), Path.join(&1, "config")]) ++
+        Enum.map(deps ++ dependency_roots, &Path.join(&1, "mix.exs"))
 
-    for path <- Enum.flat_map(patterns, &Path.wildcard(Path.join(root, &1))) ++ dependency_projects,
-        {:ok, bytes} <- [File.read(path)],
-        into: %{},
-        do: {path, :erlang.md5(bytes)}
+    {digests, _errors} = Native.scan_sources(roots, [".exs", "mix.lock"])
+    digests
+  end
+
+  defp subdirectories(dir) do
+    case File.ls(dir) do
+      {:ok, names} -> for name <- names, not String.starts_with?(name, "."), do: Path.join(dir, name)
+      {:error, _} -> []
+    end
   end
 
   @doc "A restart-needed reason when `before` and `now` differ, else nil."
