@@ -78,6 +78,25 @@ defmodule DebugReload.PathDependencyTest do
     assert Task.await(Task.async(fn -> ctx.caller.value() end)) == 2
   end
 
+  test "a file deleted from the dependency unloads its module", ctx do
+    extra = Module.concat([ctx.lib, Extra])
+    on_exit(fn -> Project.cleanup(ctx.project, [extra]) end)
+    path = Project.write(ctx.dep, "lib/extra.ex", "defmodule #{inspect(extra)} do\n  def hi, do: :hi\nend\n")
+    beam = Path.join(ctx.project.root, "_build/dev/lib/#{ctx.dep.app}/ebin/#{extra}.beam")
+
+    assert {:ok, report} = DebugReload.reload(server: ctx.server)
+    assert report.files.added == [path]
+    assert [%{module: ^extra, action: :loaded}] = report.modules
+    assert File.exists?(beam)
+
+    File.rm!(path)
+    assert {:ok, report} = DebugReload.reload(server: ctx.server)
+    assert report.files.removed == [path]
+    assert [%{module: ^extra, action: :deleted}] = report.modules
+    refute File.exists?(beam)
+    refute :code.is_loaded(extra)
+  end
+
   test "a macro edit in the dependency recompiles the project's compile-time users, planned and done", ctx do
     path = Project.write(ctx.dep, "lib/lib.ex", lib_source(ctx.lib, 1, :two))
     user_file = Project.path(ctx.project, "lib/user.ex")

@@ -600,8 +600,9 @@ defmodule DebugReload.CodeReloadManager do
         Logger.debug("debug_reload: running Mix's compile task: #{reason}")
         state = %{state | old_binaries: old_binaries(state), full_compile: false, stray_beams: %{}}
         # Mix's compile task leaves path dependencies alone (a reload must not
-        # fetch or check dependencies): the edited ones compile first.
-        deps = Project.path_deps_of(state.project, report.files.changed ++ report.files.added)
+        # fetch or check dependencies): those with a file changed, added or
+        # deleted compile first.
+        deps = Project.path_deps_of(state.project, Enum.concat(Map.values(report.files)))
         result = CompileWorker.compile(state.worker, state.compile_timeout, deps)
         report = %{put_in(report.timings[:compile_us], now() - t0) | compiler: :mix}
 
