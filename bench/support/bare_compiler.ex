@@ -8,12 +8,17 @@ defmodule DebugReload.Bench.BareCompiler do
   warm (Elixir started, compiler loaded) before anything is timed. Time is
   taken inside the node around the compile alone, so the peer round trip
   is not counted against the baseline.
+
+  It writes the beams Mix would: files are compiled by their path relative
+  to the project root, with the project's application as Logger's
+  compile-time application (Logger calls compiled into the beams carry
+  both), so the baseline does the same work as the reload, byte for byte.
   """
 
-  @doc "Starts the node with `ebin` on its code path."
-  @spec start(String.t()) :: pid()
-  def start(ebin) do
-    args = Enum.flat_map([ebin | elixir_paths()], &[~c"-pa", String.to_charlist(&1)])
+  @doc "Starts the node in the project's root, with its `ebin` on the code path."
+  @spec start(DebugReload.Bench.Generator.t()) :: pid()
+  def start(project) do
+    args = Enum.flat_map([project.ebin | elixir_paths()], &[~c"-pa", String.to_charlist(&1)])
 
     peer =
       case :peer.start_link(%{connection: :standard_io, args: args, wait_boot: 60_000}) do
@@ -26,11 +31,13 @@ defmodule DebugReload.Bench.BareCompiler do
     # dependencies), so each recompiled module would otherwise warn that
     # it redefines the version on disk; Mix avoids it by deleting them.
     :peer.call(peer, Code, :put_compiler_option, [:ignore_module_conflict, true])
+    :ok = :peer.call(peer, File, :cd, [project.root])
+    :ok = :peer.call(peer, Application, :put_env, [:logger, :compile_time_application, project.app])
     peer
   end
 
   @doc """
-  Compiles `files`, which define `modules`, to `scratch`; returns the
+  Compiles `files` (absolute paths), which define `modules`, to `scratch`; returns the
   microseconds the compile took. As Mix does before it recompiles a file,
   the modules' previous versions are purged first (untimed), so each
   compile is a first definition.
@@ -38,6 +45,8 @@ defmodule DebugReload.Bench.BareCompiler do
   @spec compile(pid(), [String.t()], [module()], String.t()) :: non_neg_integer()
   def compile(peer, files, modules, scratch) do
     File.mkdir_p!(scratch)
+    root = :peer.call(peer, File, :cwd!, [])
+    files = Enum.map(files, &Path.relative_to(&1, root))
 
     Enum.each(modules, fn module ->
       :peer.call(peer, :code, :purge, [module])

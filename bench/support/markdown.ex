@@ -142,13 +142,14 @@ defmodule DebugReload.Bench.Markdown do
     and diff of the sources; *compile*: in the warm worker node, the planned files alone, or Mix's
     compile task when the plan cannot vouch for the result; *planned*: how many of the runs
     compiled the planned files; *load*: beams read, modules re-interpreted, processes moved,
-    breakpoints moved; *bp*: the part of *load* spent working out where the edited modules'
-    breakpoints go and moving them). *catch-up* is Mix's compile task bringing its manifests up to date in the worker
+    breakpoints moved; *bp*: the time spent working out where the edited modules' breakpoints go,
+    in a task per module beside its re-interpretation, and moving them). *catch-up* is Mix's compile task bringing its manifests up to date in the worker
     after a planned compile, started once the reload has replied and run in the background
     (`DebugReload.await_sync/1`, called after each reload, outside the reload's time): a reload
     that comes sooner waits for it.
     *bare* is the same files compiled alone by `Kernel.ParallelCompiler.compile_to_path/3` in a warm
-    node of its own (timed inside that node). *restart* is the lower bound described below, after
+    node of its own (timed inside that node), writing the beams Mix writes, byte for byte (paths
+    relative to the project root, the project's application as Logger's compile-time application). *restart* is the lower bound described below, after
     the same edit. The one-module edit is a service in the middle of the call layers; the five
     modules include one in the bottom layer, which almost every service calls, directly or not.
 

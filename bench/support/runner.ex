@@ -46,7 +46,10 @@ defmodule DebugReload.Bench.Runner do
     started = System.monotonic_time(:second)
     load_before = load_average()
     base = Path.join([System.tmp_dir!(), "debug_reload_bench", System.pid()])
-    log("reload benchmarks: sizes #{inspect(config.sizes)}, #{config.runs} runs, out #{config.out}")
+
+    log(
+      "reload benchmarks: sizes #{inspect(config.sizes, charlists: :as_lists)}, #{config.runs} runs, out #{config.out}"
+    )
 
     sizes = Enum.map(config.sizes, &measure_size(base, &1, config))
     unless config.keep, do: File.rm_rf(base)
@@ -91,7 +94,7 @@ defmodule DebugReload.Bench.Runner do
     log("#{size} modules: compiled in #{workload.compile_ms} ms, interpreted in #{workload.interpret_ms} ms")
 
     server = Session.start(workload)
-    peer = BareCompiler.start(project.ebin)
+    peer = BareCompiler.start(project)
     # Warm both compilers and the reload path before anything is timed.
     EditReload.run(workload, server, peer, 1)
 
