@@ -41,21 +41,14 @@ fn cache() -> &'static Mutex<HashMap<String, Entry>> {
 
 /// The digest of the file at `path`: remembered, or computed by `digest`.
 pub fn digest_with(path: &str, digest: impl Fn(&Path) -> io::Result<String>) -> io::Result<String> {
-    match fs::metadata(path) {
-        Ok(meta) => digest_with_metadata(path, &meta, digest),
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
         Err(e) => {
             forget(path);
-            Err(e)
+            return Err(e);
         }
-    }
-}
-
-fn digest_with_metadata(
-    path: &str,
-    meta: &fs::Metadata,
-    digest: impl Fn(&Path) -> io::Result<String>,
-) -> io::Result<String> {
-    let identity = identity(meta);
+    };
+    let identity = identity(&meta);
     if let Some(entry) = lock().get(path) {
         if Some(entry.identity) == identity {
             return Ok(entry.digest.clone());
