@@ -429,8 +429,9 @@ defmodule DebugReload.CodeReloadManager do
   defp remember_interpreted(state, modules) do
     ebins = Project.ebin_dirs(state.project)
 
-    # Every reload passes every interpreted module: only new ones cost a
-    # look at the disk (a file server round trip per ebin).
+    # The first listing and the interpreter's events also name modules
+    # already known (each module a reload re-interprets sends one): only
+    # new ones cost a look at the disk (a file server round trip per ebin).
     modules
     |> Enum.reject(&Map.has_key?(state.interpreted, &1))
     |> Enum.reduce(state, fn module, state ->
