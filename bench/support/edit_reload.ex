@@ -25,24 +25,22 @@ defmodule DebugReload.Bench.EditReload do
 
   @doc "Runs `runs` rounds for each edit size; returns samples (µs) per edit size."
   @spec run(Workload.t(), atom(), pid(), pos_integer(), [pos_integer()]) :: %{pos_integer() => samples()}
-  def run(workload, server, peer, runs, edit_sizes \\ [1, 5]) do
-    scratch = Path.join(workload.project.root, "_bench_bare")
-
+  def run(workload, server, bare, runs, edit_sizes \\ [1, 5]) do
     for k <- edit_sizes, into: %{} do
       targets = Enum.take(workload.project.edit_targets, k)
-      samples = Enum.map(1..runs, &round(workload, server, peer, targets, &1, scratch))
+      samples = Enum.map(1..runs, &round(workload, server, bare, targets, &1))
       {k, collect(samples)}
     end
   end
 
-  defp round(workload, server, peer, targets, run, scratch) do
+  defp round(workload, server, bare_compiler, targets, run) do
     project = workload.project
     files = Enum.map(targets, &Generator.source(project, &1))
     version = System.unique_integer([:positive, :monotonic])
     Enum.each(files, &Generator.set_constant(&1, "edit", version))
 
     reload = fn -> reload(workload, server, targets) end
-    bare = fn -> BareCompiler.compile(peer, files, targets, scratch) end
+    bare = fn -> BareCompiler.compile(bare_compiler, files, targets) end
 
     {report, bare_us} =
       if rem(run, 2) == 0 do

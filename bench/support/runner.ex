@@ -94,13 +94,13 @@ defmodule DebugReload.Bench.Runner do
     log("#{size} modules: compiled in #{workload.compile_ms} ms, interpreted in #{workload.interpret_ms} ms")
 
     server = Session.start(workload)
-    peer = BareCompiler.start(project)
+    bare = BareCompiler.start(project)
     # Warm both compilers and the reload path before anything is timed.
-    EditReload.run(workload, server, peer, 1)
+    EditReload.run(workload, server, bare, 1)
 
     log("#{size} modules: body-only edits")
-    edits = EditReload.run(workload, server, peer, config.runs)
-    BareCompiler.stop(peer)
+    edits = EditReload.run(workload, server, bare, config.runs)
+    BareCompiler.stop(bare)
 
     log("#{size} modules: no-op reloads")
     noop = NoopReload.run(server, max(config.runs * 3, 30))
