@@ -140,4 +140,14 @@ defmodule DebugReload.PlannedCompileTest do
     assert File.read!(beam) == before
     assert interpreted_value(value) == 1
   end
+
+  test "an edited file that starts defining another file's module is rejected, as under Mix", ctx do
+    value = ctx.mods["Value"]
+    matcher = File.read!(Path.join(ctx.project.root, "lib/matcher.ex"))
+    Project.write(ctx.project, "lib/matcher.ex", matcher <> value_source(value, 7))
+
+    assert {:error, report} = DebugReload.reload(server: ctx.server)
+    assert report.error =~ "defined in both"
+    assert interpreted_value(value) == 1
+  end
 end

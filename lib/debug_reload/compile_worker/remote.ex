@@ -276,8 +276,19 @@ defmodule DebugReload.CompileWorker.Remote do
     :code.delete(module)
   end
 
+  # Without `ignore_module_conflict`, the compiler looks for a loaded or
+  # loadable version of each module it defines, to warn that it is being
+  # redefined; the modules are unloaded and their beams stashed, so on
+  # OTP 25 that is a fruitless search of the whole code path per module
+  # (about a millisecond each). The one redefinition it would warn about,
+  # a file starting to define another file's module, changes the file's
+  # modules, and that gives way to Mix (see fallback_reason/2), whose
+  # compile warns as usual.
   defp compiler_options(config) do
-    config |> Keyword.get(:elixirc_options, []) |> Keyword.take(Code.available_compiler_options())
+    config
+    |> Keyword.get(:elixirc_options, [])
+    |> Keyword.take(Code.available_compiler_options())
+    |> Keyword.put(:ignore_module_conflict, true)
   end
 
   # Mix's compile task sets Logger's compile-time application (Logger
