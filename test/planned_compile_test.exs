@@ -150,4 +150,29 @@ defmodule DebugReload.PlannedCompileTest do
     assert report.error =~ "defined in both"
     assert interpreted_value(value) == 1
   end
+
+  test "Mix's catch-up leaves the edited modules unloaded in the worker; their users still compile",
+       ctx do
+    macros = ctx.mods["Macros"]
+    Project.write(ctx.project, "lib/macros.ex", macros_source(macros, 30))
+    assert {:ok, %{compiler: :planned}} = DebugReload.reload(server: ctx.server)
+    :ok = DebugReload.await_sync(ctx.server)
+
+    worker = :sys.get_state(ctx.server).worker
+    peer = :sys.get_state(worker).peer
+    refute :peer.call(peer, :erlang, :module_loaded, [macros])
+
+    # A compile-time user of the unloaded module loads it from the ebin.
+    caller = ctx.mods["Caller"]
+
+    Project.write(ctx.project, "lib/caller.ex", """
+    defmodule #{inspect(caller)} do
+      require #{inspect(macros)}
+      def tenfold, do: #{inspect(macros)}.ten() + 1
+    end
+    """)
+
+    assert {:ok, %{compiler: :planned}} = DebugReload.reload(server: ctx.server)
+    assert caller.tenfold() == 31
+  end
 end

@@ -119,7 +119,7 @@ defmodule DebugReload.CompileWorker do
             {:error, _} = error -> error
           end
 
-        {:reply, reply, %{state | sync: {:wanted, timeout}}}
+        {:reply, reply, %{state | sync: {:wanted, timeout, Map.keys(spec.exports)}}}
 
       {reply, state} ->
         {:reply, reply, state}
@@ -134,8 +134,8 @@ defmodule DebugReload.CompileWorker do
   end
 
   @impl true
-  def handle_cast(:start_sync, %{sync: {:wanted, timeout}} = state),
-    do: {:noreply, start_sync(state, timeout)}
+  def handle_cast(:start_sync, %{sync: {:wanted, timeout, modules}} = state),
+    do: {:noreply, start_sync(state, timeout, modules)}
 
   def handle_cast(:start_sync, state), do: {:noreply, state}
 
@@ -191,12 +191,14 @@ defmodule DebugReload.CompileWorker do
   end
 
   # The sync runs in a task so that the worker still answers; it is the
-  # same `compile` a reload runs, on the same peer.
-  defp start_sync(%{peer: peer} = state, timeout) do
+  # same `compile` a reload runs, on the same peer. The modules just
+  # compiled are those the next edit most likely touches again: the sync
+  # leaves them unloaded, ready to be compiled anew.
+  defp start_sync(%{peer: peer} = state, timeout, modules) do
     task =
       Task.async(fn ->
         try do
-          :peer.call(peer, Remote, :compile, [[]], timeout)
+          :peer.call(peer, Remote, :compile, [[], modules], timeout)
         catch
           kind, reason -> {:error, "sync failed: #{Exception.format_banner(kind, reason)}"}
         end
@@ -205,8 +207,8 @@ defmodule DebugReload.CompileWorker do
     %{state | sync: {:running, task}}
   end
 
-  defp finish_sync(%{sync: {:wanted, _}} = state, timeout),
-    do: state |> start_sync(timeout) |> finish_sync(timeout)
+  defp finish_sync(%{sync: {:wanted, _, modules}} = state, timeout),
+    do: state |> start_sync(timeout, modules) |> finish_sync(timeout)
 
   defp finish_sync(%{sync: {:running, task}} = state, timeout) do
     result = Task.yield(task, timeout) || Task.shutdown(task) || {:error, "sync timed out"}

@@ -21,8 +21,10 @@ defmodule DebugReload.CompileWorker.Remote do
   @doc """
   Runs `mix compile` for the project, after `mix deps.compile` for the
   `path:` dependencies in `deps`; returns status, diagnostics and output.
+  `ready` are modules the next planned compile is expected to define
+  again: they are left unloaded (see `unload_ahead/1`).
   """
-  def compile(deps) do
+  def compile(deps, ready \\ []) do
     {result, output} =
       capture(fn ->
         Mix.Task.clear()
@@ -30,7 +32,7 @@ defmodule DebugReload.CompileWorker.Remote do
         try do
           with :ok <- compile_path_deps(deps) do
             Mix.Task.run("compile", ["--return-errors", "--no-deps-check", "--no-archives-check"])
-            |> tap(fn _ -> settle_code() end)
+            |> tap(fn _ -> settle_code(ready) end)
           end
         rescue
           e in Mix.Error ->
@@ -99,14 +101,21 @@ defmodule DebugReload.CompileWorker.Remote do
   # does not pay for it: recompiled modules leave old code behind, and
   # purging it scans every process; protocol consolidation unloads the
   # protocols, and the first dispatch would load each one again.
-  defp settle_code do
+  defp settle_code(ready) do
     for {module, _} <- :code.all_loaded(), :erlang.check_old_code(module), do: :code.purge(module)
 
     for path <- Path.wildcard(Path.join(Mix.Project.consolidation_path(), "*.beam")),
         do: path |> Path.basename(".beam") |> String.to_atom() |> :code.ensure_loaded()
 
-    :ok
+    unload_ahead(ready)
   end
+
+  # A planned compile must define its modules afresh, as Mix does (see
+  # `unload/1`), and each code-server operation that takes costs a
+  # fraction of a millisecond. The file just edited is usually the next
+  # one edited, so its modules are unloaded now, while nobody waits.
+  # Anything that needs one before then loads it from the ebin.
+  defp unload_ahead(modules), do: Enum.each(modules, &unload/1)
 
   @doc """
   Compiles exactly the planned `files` of one app, as Mix would compile
@@ -158,7 +167,7 @@ defmodule DebugReload.CompileWorker.Remote do
     ensure_code_path(spec.ebin)
     staging = Path.join(Path.dirname(spec.ebin), ".debug_reload_staging")
     stash_dir = Path.join(Path.dirname(spec.ebin), ".debug_reload_stash")
-    Enum.each([staging, stash_dir], &clear_staging/1)
+    ensure_empty_once([staging, stash_dir])
     # As Mix does before recompiling: no "redefining module" warnings, and
     # no old beam a compile-time user could load instead of the new code.
     Enum.each(Map.keys(spec.exports), &unload/1)
@@ -187,6 +196,18 @@ defmodule DebugReload.CompileWorker.Remote do
   # Prepending a path costs the code server a scan; the path stays.
   defp ensure_code_path(ebin) do
     unless String.to_charlist(ebin) in :code.get_path(), do: Code.prepend_path(ebin)
+  end
+
+  # Each compile leaves both directories empty (see clear_staging/1 and
+  # restore_stash/1, run whatever the outcome); only what an earlier worker
+  # left behind, if it died in the middle, needs clearing.
+  defp ensure_empty_once(dirs) do
+    key = {__MODULE__, :emptied, dirs}
+
+    unless :persistent_term.get(key, false) do
+      Enum.each(dirs, &clear_staging/1)
+      :persistent_term.put(key, true)
+    end
   end
 
   # Empty after every compile: the staging directory once the new beams
@@ -270,10 +291,17 @@ defmodule DebugReload.CompileWorker.Remote do
     _ -> nil
   end
 
-  # Old code is usually gone already (see settle_code/0).
+  # Usually done already (see unload_ahead/1; old code left by an earlier
+  # compile is usually gone too, see settle_code/1). Old code is purged
+  # here rather than by the compile, which would otherwise do it while its
+  # own processes run.
   defp unload(module) do
     if :erlang.check_old_code(module), do: :code.purge(module)
-    :code.delete(module)
+
+    if :erlang.module_loaded(module) do
+      :code.delete(module)
+      :code.purge(module)
+    end
   end
 
   # Without `ignore_module_conflict`, the compiler looks for a loaded or
