@@ -27,15 +27,16 @@ defmodule DebugReload.ExecutableLines do
   @doc "Every statement of every function, in source order."
   @spec statements(binary()) :: {:ok, [statement()]} | {:error, term()}
   def statements(beam) when is_binary(beam) do
-    with {:ok, forms} <- abstract_code(beam) do
-      statements =
-        for {:function, _, name, arity, clauses} <- forms,
-            {{:clause, _, _, _, body}, index} <- Enum.with_index(clauses),
-            {path, line} <- body_statements(body, []),
-            do: {"#{name}/#{arity}", index, path, line}
+    with {:ok, forms} <- abstract_code(beam), do: {:ok, statements_of(forms)}
+  end
 
-      {:ok, statements}
-    end
+  @doc "Every statement of every function of Erlang abstract `forms`, in source order."
+  @spec statements_of([tuple()]) :: [statement()]
+  def statements_of(forms) do
+    for {:function, _, name, arity, clauses} <- forms,
+        {{:clause, _, _, _, body}, index} <- Enum.with_index(clauses),
+        {path, line} <- body_statements(body, []),
+        do: {"#{name}/#{arity}", index, path, line}
   end
 
   @doc "Erlang abstract forms of a beam, through its debug info backend."

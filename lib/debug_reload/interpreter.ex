@@ -37,6 +37,7 @@ defmodule DebugReload.Interpreter do
   require Logger
 
   alias DebugReload.Cluster
+  alias DebugReload.Interpreter.Image
 
   @type breakpoint :: {pos_integer(), list()}
   @type swap_result :: %{mode: :clean | :shadow, pending: [{pid(), atom()}]}
@@ -306,14 +307,16 @@ defmodule DebugReload.Interpreter do
   Loads `beam` into the interpreter, and natively as its stub, here and on
   the other nodes, as `:int.ni/1` does, with every remote call bounded.
 
-  Options: `:nodes` (default: every connected node) and `:node_timeout`
-  (ms per remote call, default 5000).
+  Options: `:nodes` (default: every connected node), `:node_timeout`
+  (ms per remote call, default 5000) and `:image`, a function returning
+  the beam's `DebugReload.Interpreter.Image` built ahead (or nil).
   """
   @spec load(module(), String.t(), String.t(), binary(), keyword()) :: :ok | {:error, String.t()}
   def load(module, source, beam_path, beam, opts \\ []) do
     {nodes, timeout} = cluster(opts)
+    image = Keyword.get(opts, :image, fn -> nil end)
 
-    with :ok <- interpret_here(module, source, beam_path, beam) do
+    with :ok <- interpret_here(module, source, beam_path, beam, image) do
       case Cluster.interpret_remote(module, beam_path, beam, nodes, timeout) do
         :ok -> :ok
         {:error, message} -> {:error, "could not interpret #{inspect(module)} on #{message}"}
@@ -323,7 +326,14 @@ defmodule DebugReload.Interpreter do
 
   defp cluster(opts), do: {Cluster.nodes(opts), Keyword.get(opts, :node_timeout, 5_000)}
 
-  defp interpret_here(module, source, beam_path, beam) do
+  defp interpret_here(module, source, beam_path, beam, image) do
+    case Image.supported?() && image.() do
+      %Image{module: ^module, binary: ^beam} = image -> Image.load(image)
+      _ -> int_i(module, source, beam_path, beam)
+    end
+  end
+
+  defp int_i(module, source, beam_path, beam) do
     # :int prints its failures instead of returning them; keep them off the
     # debug adapter's stdout and put them in the error instead.
     {:ok, device} = StringIO.open("")

@@ -25,6 +25,7 @@ defmodule DebugReload.Loader do
   require Logger
 
   alias DebugReload.{Beam, Breakpoints, Cluster, ExecutableLines, Guards, Interpreter, Migration, Patterns}
+  alias DebugReload.Interpreter.Image
 
   defstruct entries: [],
             processes: [],
@@ -355,7 +356,10 @@ defmodule DebugReload.Loader do
       end)
       |> tap(fn _ -> fault!(opts, :interpret) end)
     after
-      Enum.each(carries, fn {_module, carry} -> Task.shutdown(carry.task, :brutal_kill) end)
+      Enum.each(carries, fn {_module, carry} ->
+        Task.shutdown(carry.task, :brutal_kill)
+        forget_image(carry)
+      end)
     end
   end
 
@@ -367,18 +371,25 @@ defmodule DebugReload.Loader do
     breaks = tombstone || Interpreter.breakpoints(previous)
     origin = if(tombstone, do: {:restored, info.module}, else: renamed_from && {:renamed, renamed_from})
     old_text = old && Map.get(state.texts, old.source)
-    task = Task.async(fn -> carried(info, old, old_text, breaks, origin) end)
-    %{task: task, old: old, tombstone: tombstone, renamed_from: renamed_from}
+    loader = self()
+    image = make_ref()
+    task = Task.async(fn -> carried(info, old, old_text, breaks, origin, {loader, image}) end)
+    %{task: task, image: image, old: old, tombstone: tombstone, renamed_from: renamed_from}
   end
 
   # Never raises (a raise would take the linked manager down): a failure is
-  # returned and raised again by the reload, which then rolls back.
-  defp carried(info, old, old_text, breaks, origin) do
+  # returned and raised again by the reload, which then rolls back. The
+  # module's interpreter image is sent first, as soon as it is built, for
+  # the interpreter is waiting for it.
+  defp carried(info, old, old_text, breaks, origin, {loader, image_ref}) do
     started = now()
     new_text = read_text(info.source)
+    forms = ExecutableLines.abstract_code(info.binary)
+    send(loader, {image_ref, image(info, forms, new_text)})
     # Executable lines only matter to breakpoints: a module without any
     # keeps its beam and works them out if one is set before its next edit.
-    {old, new_entry} = if breaks == [], do: {old, interpreted_entry(info)}, else: with_statements(old, info)
+    {old, new_entry} =
+      if breaks == [], do: {old, interpreted_entry(info)}, else: with_statements(old, info, forms)
 
     edit = %{
       old_text: old_text,
@@ -391,6 +402,49 @@ defmodule DebugReload.Loader do
     {:ok, %{new_text: new_text, new_entry: new_entry, moved: moved, us: now() - started}}
   rescue
     e -> {:raised, e, __STACKTRACE__}
+  end
+
+  defp image(info, {:ok, forms}, text) do
+    case Image.build(info.module, info.source, info.path, info.binary, forms, text) do
+      {:ok, image} -> image
+      {:error, _} -> nil
+    end
+  rescue
+    _ -> nil
+  end
+
+  defp image(_info, {:error, _}, _text), do: nil
+
+  # The image the carry task sends, once: nil if the task died first (the
+  # interpreter then builds its own).
+  defp await_image(%{task: task, image: ref}) do
+    case Process.get({:image, ref}) do
+      {:awaited, image} ->
+        image
+
+      nil ->
+        monitor = Process.monitor(task.pid)
+
+        image =
+          receive do
+            {^ref, image} -> image
+            {:DOWN, ^monitor, :process, _, _} -> nil
+          end
+
+        Process.demonitor(monitor, [:flush])
+        Process.put({:image, ref}, {:awaited, image})
+        image
+    end
+  end
+
+  defp forget_image(%{image: ref}) do
+    Process.delete({:image, ref})
+
+    receive do
+      {^ref, _image} -> :ok
+    after
+      0 -> :ok
+    end
   end
 
   defp await_carry(%{task: task}) do
@@ -418,11 +472,19 @@ defmodule DebugReload.Loader do
           [
             busy_timeout: Keyword.get(opts, :busy_timeout, 2_000),
             on_busy: Keyword.get(opts, :on_busy, :wait),
-            rollback: old && {old.path, old.binary}
+            rollback: old && {old.path, old.binary},
+            image: fn -> await_image(carry) end
           ] ++ tx.cluster
         )
       else
-        with :ok <- Interpreter.load(info.module, info.source, info.path, info.binary, tx.cluster),
+        with :ok <-
+               Interpreter.load(
+                 info.module,
+                 info.source,
+                 info.path,
+                 info.binary,
+                 [image: fn -> await_image(carry) end] ++ tx.cluster
+               ),
              do: {:ok, %{mode: :new, pending: []}}
       end
 
@@ -485,17 +547,13 @@ defmodule DebugReload.Loader do
   def interpreted_entry(info),
     do: %{source: info.source, binary: info.binary, path: info.path, statements: nil}
 
-  defp with_statements(old, info) do
-    old = old && %{old | statements: old.statements || statements(old.binary)}
-    {old, %{interpreted_entry(info) | statements: statements(info.binary)}}
+  defp with_statements(old, info, forms) do
+    old = old && %{old | statements: old.statements || statements(ExecutableLines.abstract_code(old.binary))}
+    {old, %{interpreted_entry(info) | statements: statements(forms)}}
   end
 
-  defp statements(binary) do
-    case ExecutableLines.statements(binary) do
-      {:ok, statements} -> statements
-      {:error, _} -> []
-    end
-  end
+  defp statements({:ok, forms}), do: ExecutableLines.statements_of(forms)
+  defp statements({:error, _}), do: []
 
   defp add_pending(state, [], _module), do: state
 

@@ -1,0 +1,81 @@
+defmodule DebugReload.InterpreterImageTest do
+  # `:int.i/1` split in two (DebugReload.Interpreter.Image): the image is
+  # built apart from the load, and the load must leave the interpreter as
+  # `:int.i/1` does. The reload must take that path.
+  use ExUnit.Case, async: false
+
+  alias DebugReload.{ExecutableLines, Interpreter}
+  alias DebugReload.Interpreter.Image
+  alias DebugReload.Test.Project
+
+  setup do
+    mod = Module.concat(["Img#{System.unique_integer([:positive])}", Value])
+    project = Project.create(%{"lib/value.ex" => Project.value_source(mod, 1)})
+    on_exit(fn -> Project.cleanup(project, [mod]) end)
+    %{mod: mod, project: project}
+  end
+
+  defp image(mod, project) do
+    path = Path.join(project.ebin, "#{mod}.beam")
+    source = Project.path(project, "lib/value.ex")
+    beam = File.read!(path)
+    {:ok, forms} = ExecutableLines.abstract_code(beam)
+    {:ok, image} = Image.build(mod, source, path, beam, forms, File.read!(source))
+    image
+  end
+
+  defp value_in_process(mod) do
+    parent = self()
+    pid = spawn(fn -> send(parent, {:value, mod.value()}) end)
+    {pid, fn -> assert_receive({:value, value}, 5_000) && value end}
+  end
+
+  test "this OTP's debugger takes images" do
+    assert Image.supported?()
+  end
+
+  test "a loaded image is interpreted as :int.i/1 leaves it: calls are interpreted and break", ctx do
+    assert :ok = Image.load(image(ctx.mod, ctx.project))
+    assert ctx.mod in :int.interpreted()
+
+    :ok = :int.break(ctx.mod, 3)
+    {pid, value} = value_in_process(ctx.mod)
+    assert Project.await_break(pid) == {ctx.mod, 3}
+    :int.continue(pid)
+    assert value.() == 1
+  end
+
+  test "an image of another beam is not used: the interpreter builds its own", ctx do
+    stale = image(ctx.mod, ctx.project)
+    Project.write(ctx.project, "lib/value.ex", Project.value_source(ctx.mod, 2))
+    {_, 0} = Project.mix(ctx.project, ["compile", "--force"])
+    path = Path.join(ctx.project.ebin, "#{ctx.mod}.beam")
+    source = Project.path(ctx.project, "lib/value.ex")
+
+    assert :ok = Interpreter.load(ctx.mod, source, path, File.read!(path), image: fn -> stale end)
+    {_pid, value} = value_in_process(ctx.mod)
+    assert value.() == 2
+  end
+
+  test "a reload interprets the edited module through its image", ctx do
+    Project.interpret([ctx.mod])
+    name = :"image_#{System.unique_integer([:positive])}"
+    start_supervised!({DebugReload, project: ctx.project.root, name: name, mix_env: "dev"})
+    DebugReload.pending(name)
+
+    manager = Process.whereis(name)
+    :erlang.trace(manager, true, [:call])
+    :erlang.trace_pattern({Image, :load, 1}, true, [:local])
+
+    on_exit(fn -> :erlang.trace_pattern({Image, :load, 1}, false, [:local]) end)
+
+    Project.write(ctx.project, "lib/value.ex", Project.value_source(ctx.mod, 3))
+    assert {:ok, report} = DebugReload.reload(server: name)
+    assert [%{action: :reinterpreted}] = report.modules
+    assert_received {:trace, ^manager, :call, {Image, :load, [%Image{module: module}]}}
+    assert module == ctx.mod
+
+    {_pid, value} = value_in_process(ctx.mod)
+    assert value.() == 3
+  end
+end
