@@ -149,7 +149,10 @@ defmodule DebugReload.Bench.Markdown do
     that comes sooner waits for it.
     *bare* is the same files compiled alone by `Kernel.ParallelCompiler.compile_to_path/3` in a warm
     node of its own (timed inside that node), writing the beams Mix writes, byte for byte (paths
-    relative to the project root, the project's application as Logger's compile-time application). *restart* is the lower bound described below, after
+    relative to the project root, the project's application as Logger's compile-time application),
+    in an ebin of its own from which, as Mix does before it recompiles files, their beams are
+    removed first (untimed; with the old beams in reach, a file needing another edited module at
+    compile time would use its stale beam instead of waiting for it). *restart* is the lower bound described below, after
     the same edit. The one-module edit is a service in the middle of the call layers; the five
     modules include one in the bottom layer, which almost every service calls, directly or not.
 
