@@ -167,6 +167,47 @@ defmodule DebugReload.ReloadTest do
 
   def always(_bindings), do: true
 
+  test "several interpreted modules edited at once: each gets its own new code and its own breakpoints",
+       %{project: p, mods: m, server: s, ns: ns} do
+    extra = for i <- 1..3, do: Module.concat([ns, "Many#{i}"])
+
+    on_exit(fn ->
+      for mod <- extra, do: if(mod in :int.interpreted(), do: :int.nn(mod))
+      for mod <- extra, do: :code.purge(mod) && :code.delete(mod)
+    end)
+
+    for {mod, i} <- Enum.with_index(extra, 1),
+        do: Project.write(p, "lib/many#{i}.ex", calc_source(mod, "a + b"))
+
+    assert {:ok, _} = DebugReload.reload(server: s)
+    assert Enum.all?(extra, &(&1 in :int.interpreted()))
+
+    # Each module gets a different number of lines above its breakpoint.
+    for mod <- [m.calc | extra], do: :ok = :int.break(mod, 3)
+
+    for {mod, i} <- Enum.with_index([m.calc | extra]) do
+      source =
+        calc_source(mod, "a + b + #{i}")
+        |> String.replace("  def add", String.duplicate("  @doc false\n", i) <> "  def add")
+
+      Project.write(p, if(i == 0, do: "lib/calc.ex", else: "lib/many#{i}.ex"), source)
+    end
+
+    assert {:ok, report} = DebugReload.reload(server: s)
+    assert length(for %{action: :reinterpreted} <- report.modules, do: 1) == 4
+
+    for {mod, i} <- Enum.with_index([m.calc | extra]) do
+      assert [{{^mod, line}, _}] = :int.all_breaks(mod)
+      assert line == 3 + i
+      test = self()
+      pid = spawn(fn -> send(test, {:done, mod, mod.add(1, 1)}) end)
+      assert {mod, 3 + i} == Project.await_break(pid)
+      :int.continue(pid)
+      assert_receive {:done, ^mod, value}, 5_000
+      assert value == 2 + i
+    end
+  end
+
   test "breakpoints follow their statement when lines are inserted above", %{project: p, mods: m, server: s} do
     :ok = :int.break(m.calc, 3)
     :ok = :int.test_at_break(m.calc, 3, {__MODULE__, :always})
