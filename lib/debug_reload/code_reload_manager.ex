@@ -102,8 +102,6 @@ defmodule DebugReload.CodeReloadManager do
     retry_timer: nil,
     # options of the reload call being served (on_busy, migrate, ...)
     call_opts: [],
-    # Staleness.ensure_visible/2 of the reload under way, running beside its compile
-    visible: nil,
     # digests of mix.exs, mix.lock, config and deps' mix.exs: a change
     # there needs a restart
     restart_files: %{},
@@ -476,15 +474,10 @@ defmodule DebugReload.CodeReloadManager do
     state = settle_sync(state)
     t0_plan = now()
     state = follow_interpreter(state)
-    # The restart files' check and the sources' scan both walk directories
-    # and wait on the file system: they overlap.
-    restart_check = Task.async(fn -> check_restart_files(state) end)
-    scope = resolve_paths(Keyword.get(opts, :paths), state)
-    scan = with {:ok, paths} <- scope, do: SourceTree.changes(state.sources, paths)
 
-    with :ok <- Task.await(restart_check, :infinity),
-         {:ok, scope} <- scope do
-      {changes, _errors} = scan
+    with :ok <- check_restart_files(state),
+         {:ok, scope} <- resolve_paths(Keyword.get(opts, :paths), state) do
+      {changes, _errors} = SourceTree.changes(state.sources, scope)
       files = Map.take(changes, [:changed, :added, :removed])
       report = %Report{files: files, timings: sync_timing(%{plan_us: now() - t0_plan}, t0_plan - t0)}
 
@@ -496,29 +489,16 @@ defmodule DebugReload.CodeReloadManager do
           {{:ok, dry_run(report, changes, state)}, state}
 
         true ->
-          # Mix must see the edits before it compiles (when the planned
-          # compile gives way to it, or in the catch-up); the planned
-          # compile does not look, so this runs beside it.
-          visible =
-            Task.async(fn -> Staleness.ensure_visible(state.project, changes.changed ++ changes.added) end)
+          Staleness.ensure_visible(state.project, changes.changed ++ changes.added)
 
           compile_and_load(report, scope, changes, Keyword.get(opts, :force, false), %{
             state
-            | call_opts: opts,
-              visible: visible
+            | call_opts: opts
           })
       end
     else
       {:error, message} -> {{:error, message, %Report{}}, state}
     end
-    |> then(fn {result, state} -> {result, await_visible(state)} end)
-  end
-
-  defp await_visible(%{visible: nil} = state), do: state
-
-  defp await_visible(%{visible: task} = state) do
-    Task.await(task, :infinity)
-    %{state | visible: nil}
   end
 
   defp check_restart_files(state) do
@@ -602,10 +582,8 @@ defmodule DebugReload.CodeReloadManager do
 
   defp compile_and_load(report, scope, changes, force?, state) do
     t0 = now()
-    planned = planned_compile(report.files, scope, force?, state)
-    state = await_visible(state)
 
-    case planned do
+    case planned_compile(report.files, scope, force?, state) do
       {:planned, {:ok, compiled, diagnostics, _output}} ->
         report = %{
           put_in(report.timings[:compile_us], now() - t0)
