@@ -458,6 +458,7 @@ defmodule DebugReload.Loader do
     state = tx.state
     was_interpreted? = Interpreter.interpreted?(info.module)
     %{old: old, tombstone: tombstone, renamed_from: renamed_from} = carry
+    image = fn -> await_image(carry) end
 
     if Keyword.get(opts, :inject_fault) == {:interpret, info.module},
       do: raise("injected fault while interpreting #{inspect(info.module)}")
@@ -473,7 +474,7 @@ defmodule DebugReload.Loader do
             busy_timeout: Keyword.get(opts, :busy_timeout, 2_000),
             on_busy: Keyword.get(opts, :on_busy, :wait),
             rollback: old && {old.path, old.binary},
-            image: fn -> await_image(carry) end
+            image: image
           ] ++ tx.cluster
         )
       else
@@ -483,7 +484,7 @@ defmodule DebugReload.Loader do
                  info.source,
                  info.path,
                  info.binary,
-                 [image: fn -> await_image(carry) end] ++ tx.cluster
+                 [image: image] ++ tx.cluster
                ),
              do: {:ok, %{mode: :new, pending: []}}
       end

@@ -19,13 +19,12 @@ defmodule DebugReload.Interpreter.Image do
   version the interpreter's own `:int.i/1` is used.
   """
 
-  @enforce_keys [:module, :source, :beam_path, :binary, :request, :native]
+  @enforce_keys [:module, :source, :binary, :request, :native]
   defstruct @enforce_keys
 
   @type t :: %__MODULE__{
           module: module(),
           source: charlist(),
-          beam_path: charlist(),
           binary: binary(),
           request: binary(),
           native: term()
@@ -68,10 +67,8 @@ defmodule DebugReload.Interpreter.Image do
   @spec build(module(), String.t(), String.t(), binary(), [tuple()], String.t()) ::
           {:ok, t()} | {:error, String.t()}
   def build(module, source, beam_path, beam, forms, text) when is_binary(text) do
-    beam_path = String.to_charlist(beam_path)
-
     with {:ok, {^module, [exports: exports]}} <- :beam_lib.chunks(beam, [:exports]),
-         {:ok, native} <- :code.prepare_loading([{module, beam_path, beam}]) do
+         {:ok, native} <- :code.prepare_loading([{module, String.to_charlist(beam_path), beam}]) do
       request =
         :erlang.term_to_binary(
           {:interpreter_module, exports, {:raw_abstract_v1, forms}, text, :code.module_md5(beam)}
@@ -81,7 +78,6 @@ defmodule DebugReload.Interpreter.Image do
        %__MODULE__{
          module: module,
          source: String.to_charlist(source),
-         beam_path: beam_path,
          binary: beam,
          request: request,
          native: native
