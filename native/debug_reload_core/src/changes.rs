@@ -28,8 +28,11 @@ impl ChangeSet {
 /// that is missing from `current` counts as removed (if it was known) and a
 /// path outside of it is ignored entirely, whatever its state.
 pub fn diff(previous: &Snapshot, current: &Snapshot, scope: Option<&[String]>) -> ChangeSet {
-    let scope: Option<HashSet<&str>> = scope.map(|s| s.iter().map(String::as_str).collect());
-    let in_scope = |path: &str| scope.as_ref().is_none_or(|s| s.contains(path));
+    let Some(scope) = scope else {
+        return diff_sorted(previous, current).0;
+    };
+    let scope: HashSet<&str> = scope.iter().map(String::as_str).collect();
+    let in_scope = |path: &str| scope.contains(path);
     let mut set = ChangeSet::default();
 
     for (path, digest) in current.iter().filter(|(p, _)| in_scope(p)) {
@@ -45,6 +48,45 @@ pub fn diff(previous: &Snapshot, current: &Snapshot, scope: Option<&[String]>) -
         .cloned()
         .collect();
     set
+}
+
+/// Compares `previous` with the whole current tree, given as `(path,
+/// digest)` pairs sorted by path without duplicates; also returns the
+/// digests of the changed and added paths. One pass over both, with no
+/// snapshot of the current tree built on the way: most of a tree is
+/// unchanged, and only what changed is kept.
+pub fn diff_sorted<P, D>(
+    previous: &Snapshot,
+    current: impl IntoIterator<Item = (P, D)>,
+) -> (ChangeSet, Snapshot)
+where
+    P: AsRef<str> + Into<String>,
+    D: AsRef<str> + Into<String>,
+{
+    let mut set = ChangeSet::default();
+    let mut digests = Snapshot::new();
+    let mut known = previous.iter().peekable();
+    for (path, digest) in current {
+        let path_str = path.as_ref();
+        while let Some((gone, _)) = known.next_if(|(p, _)| p.as_str() < path_str) {
+            set.removed.push(gone.clone());
+        }
+        match known.next_if(|(p, _)| p.as_str() == path_str) {
+            Some((_, old)) if old.as_str() == digest.as_ref() => set.unchanged += 1,
+            Some(_) => {
+                let path: String = path.into();
+                set.changed.push(path.clone());
+                digests.insert(path, digest.into());
+            }
+            None => {
+                let path: String = path.into();
+                set.added.push(path.clone());
+                digests.insert(path, digest.into());
+            }
+        }
+    }
+    set.removed.extend(known.map(|(p, _)| p.clone()));
+    (set, digests)
 }
 
 #[cfg(test)]
@@ -76,6 +118,31 @@ mod tests {
         let set = diff(&old, &old.clone(), None);
         assert!(set.is_empty());
         assert_eq!(set.unchanged, 1);
+    }
+
+    #[test]
+    fn the_sorted_diff_agrees_with_the_snapshot_diff_and_keeps_new_digests() {
+        let old = snap(&[("a.ex", "1"), ("b.ex", "2"), ("c.ex", "3"), ("e.ex", "5")]);
+        let new = snap(&[("b.ex", "9"), ("c.ex", "3"), ("d.ex", "4"), ("f.ex", "6")]);
+        let (set, digests) = diff_sorted(&old, new.clone());
+        assert_eq!(diff_sorted(&old, &new).0, set);
+        assert_eq!(set.changed, vec!["b.ex"]);
+        assert_eq!(set.added, vec!["d.ex", "f.ex"]);
+        assert_eq!(set.removed, vec!["a.ex", "e.ex"]);
+        assert_eq!(set.unchanged, 1);
+        assert_eq!(
+            digests,
+            snap(&[("b.ex", "9"), ("d.ex", "4"), ("f.ex", "6")])
+        );
+        assert_eq!(diff(&old, &new, None), set);
+        assert_eq!(
+            diff_sorted(&old, Vec::<(String, String)>::new())
+                .0
+                .removed
+                .len(),
+            4
+        );
+        assert_eq!(diff_sorted(&Snapshot::new(), old.clone()).0.added.len(), 4);
     }
 
     #[test]

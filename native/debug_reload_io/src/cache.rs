@@ -17,16 +17,50 @@ use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::parallel;
+
 /// How long after its last change a file's digest may be remembered.
 pub const SETTLE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Identity {
+pub(crate) struct Identity {
     dev: u64,
     ino: u64,
     len: u64,
     mtime_ns: i128,
     ctime_ns: i128,
+}
+
+impl Identity {
+    #[cfg(unix)]
+    pub(crate) fn of(meta: &fs::Metadata) -> Option<Identity> {
+        use std::os::unix::fs::MetadataExt;
+        let ns = |secs: i64, nanos: i64| secs as i128 * 1_000_000_000 + nanos as i128;
+        Some(Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+
+    // Without a change time nothing is remembered.
+    #[cfg(not(unix))]
+    pub(crate) fn of(_meta: &fs::Metadata) -> Option<Identity> {
+        None
+    }
+
+    /// Whether what was read at `now` can be remembered: the last change
+    /// is older than [`SETTLE`].
+    pub(crate) fn settled(self, now: SystemTime) -> bool {
+        let now_ns = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        let settle_ns = SETTLE.as_nanos() as i128;
+        self.ctime_ns + settle_ns < now_ns && self.mtime_ns + settle_ns < now_ns
+    }
 }
 
 struct Entry {
@@ -40,42 +74,69 @@ fn cache() -> &'static Mutex<HashMap<String, Entry>> {
 }
 
 /// The digest of the file at `path`: remembered, or computed by `digest`.
-pub fn digest_with(path: &str, digest: impl Fn(&Path) -> io::Result<String>) -> io::Result<String> {
-    let meta = match fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) => {
-            forget(path);
-            return Err(e);
-        }
-    };
-    let identity = identity(&meta);
-    if let Some(entry) = lock().get(path) {
-        if Some(entry.identity) == identity {
-            return Ok(entry.digest.clone());
-        }
-    }
-    let now = SystemTime::now();
-    let value = digest(Path::new(path))?;
-    let mut cache = lock();
-    match identity {
-        Some(id) if settled(id, now) => {
-            cache.insert(
-                path.to_string(),
-                Entry {
-                    identity: id,
-                    digest: value.clone(),
-                },
-            );
-        }
-        _ => {
-            cache.remove(path);
-        }
-    }
-    Ok(value)
+pub fn digest_with(
+    path: &str,
+    digest: impl Fn(&Path) -> io::Result<String> + Sync,
+) -> io::Result<String> {
+    let mut results = digest_all(std::slice::from_ref(&path.to_string()), digest);
+    results.pop().expect("one result per path")
 }
 
-fn forget(path: &str) {
-    lock().remove(path);
+/// The digests of the files at `paths`, in order: remembered ones where a
+/// file's identity is the one they were taken with, the others computed by
+/// `digest`. The metadata calls are spread over threads and the cache is
+/// locked twice in all, not once per file: with a thousand files, the
+/// lock and the threads contending for it cost more than the calls.
+pub fn digest_all(
+    paths: &[String],
+    digest: impl Fn(&Path) -> io::Result<String> + Sync,
+) -> Vec<io::Result<String>> {
+    let identities = parallel::map(paths, |path| {
+        fs::metadata(path).map(|meta| Identity::of(&meta))
+    });
+    let mut results: Vec<Option<io::Result<String>>> = {
+        let cache = lock();
+        paths
+            .iter()
+            .zip(&identities)
+            .map(|(path, identity)| match identity {
+                Ok(Some(identity)) => cache
+                    .get(path)
+                    .filter(|entry| entry.identity == *identity)
+                    .map(|entry| Ok(entry.digest.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+
+    let misses: Vec<usize> = (0..paths.len()).filter(|&i| results[i].is_none()).collect();
+    if misses.is_empty() {
+        return results.into_iter().flatten().collect();
+    }
+    let now = SystemTime::now();
+    let computed = parallel::map(&misses, |&i| match &identities[i] {
+        Ok(_) => digest(Path::new(&paths[i])),
+        Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+    });
+    let mut cache = lock();
+    for (i, result) in misses.into_iter().zip(computed) {
+        match (&identities[i], &result) {
+            (Ok(Some(id)), Ok(digest)) if id.settled(now) => {
+                cache.insert(
+                    paths[i].clone(),
+                    Entry {
+                        identity: *id,
+                        digest: digest.clone(),
+                    },
+                );
+            }
+            _ => {
+                cache.remove(&paths[i]);
+            }
+        }
+        results[i] = Some(result);
+    }
+    results.into_iter().flatten().collect()
 }
 
 // A poisoned lock only means another scan panicked mid-insert; the map
@@ -84,42 +145,26 @@ fn lock() -> std::sync::MutexGuard<'static, HashMap<String, Entry>> {
     cache().lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn settled(id: Identity, now: SystemTime) -> bool {
-    let now_ns = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0);
-    let settle_ns = SETTLE.as_nanos() as i128;
-    id.ctime_ns + settle_ns < now_ns && id.mtime_ns + settle_ns < now_ns
-}
-
-#[cfg(unix)]
-fn identity(meta: &fs::Metadata) -> Option<Identity> {
-    use std::os::unix::fs::MetadataExt;
-    let ns = |secs: i64, nanos: i64| secs as i128 * 1_000_000_000 + nanos as i128;
-    Some(Identity {
-        dev: meta.dev(),
-        ino: meta.ino(),
-        len: meta.len(),
-        mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-        ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-    })
-}
-
-// Without a change time nothing is remembered.
-#[cfg(not(unix))]
-fn identity(_meta: &fs::Metadata) -> Option<Identity> {
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU32, Ordering};
 
-    fn counting(calls: &Cell<u32>) -> impl Fn(&Path) -> io::Result<String> + '_ {
+    struct Calls(AtomicU32);
+
+    impl Calls {
+        fn new() -> Self {
+            Calls(AtomicU32::new(0))
+        }
+
+        fn get(&self) -> u32 {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    fn counting(calls: &Calls) -> impl Fn(&Path) -> io::Result<String> + Sync + '_ {
         move |p| {
-            calls.set(calls.get() + 1);
+            calls.0.fetch_add(1, Ordering::SeqCst);
             fs::read_to_string(p)
         }
     }
@@ -137,7 +182,7 @@ mod tests {
         fs::write(&path, "one").unwrap();
         age(&path, 10);
         let key = path.to_string_lossy().into_owned();
-        let calls = Cell::new(0);
+        let calls = Calls::new();
         // The change time is recent (set_modified changes it): read each time.
         assert_eq!(digest_with(&key, counting(&calls)).unwrap(), "one");
         assert_eq!(digest_with(&key, counting(&calls)).unwrap(), "one");
@@ -156,7 +201,7 @@ mod tests {
         age(&path, 10);
         std::thread::sleep(SETTLE + Duration::from_millis(50));
         let key = path.to_string_lossy().into_owned();
-        let calls = Cell::new(0);
+        let calls = Calls::new();
         assert_eq!(digest_with(&key, counting(&calls)).unwrap(), "one");
         let mtime = fs::metadata(&path).unwrap().modified().unwrap();
         fs::write(&path, "two").unwrap();
@@ -175,7 +220,7 @@ mod tests {
         let path = tmp.path().join("c.ex");
         fs::write(&path, "one").unwrap();
         let key = path.to_string_lossy().into_owned();
-        let calls = Cell::new(0);
+        let calls = Calls::new();
         digest_with(&key, counting(&calls)).unwrap();
         fs::remove_file(&path).unwrap();
         assert!(digest_with(&key, counting(&calls)).is_err());

@@ -2,6 +2,8 @@
 //! plain data to `debug_reload_core`.
 
 pub mod cache;
+pub mod listing;
+mod parallel;
 pub mod scan;
 pub mod text;
 pub mod tree;

@@ -1,6 +1,7 @@
 //! Walks source directories and digests file contents.
 
 use crate::cache;
+use crate::listing::{self, Kind};
 use debug_reload_core::changes::Snapshot;
 use std::fs;
 use std::io;
@@ -31,6 +32,13 @@ pub fn digest_file(path: &Path) -> io::Result<String> {
 /// `extensions`, skipping [`IGNORED_DIRS`]. A root that does not exist is
 /// simply empty: projects often have no `src/` or `test/support/`.
 pub fn scan(roots: &[String], extensions: &[String]) -> (Snapshot, Vec<ScanError>) {
+    let (files, mut errors) = sources(roots, extensions);
+    let snapshot = digests(files, &mut errors).into_iter().collect();
+    (snapshot, errors)
+}
+
+/// The files [`scan`] digests, sorted, and the directories it could not read.
+pub fn sources(roots: &[String], extensions: &[String]) -> (Vec<String>, Vec<ScanError>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for root in roots {
@@ -41,9 +49,9 @@ pub fn scan(roots: &[String], extensions: &[String]) -> (Snapshot, Vec<ScanError
             &mut errors,
         );
     }
-    let (snapshot, digest_errors) = digest_paths(&files);
-    errors.extend(digest_errors);
-    (snapshot, errors)
+    files.sort_unstable();
+    files.dedup();
+    (files, errors)
 }
 
 /// The files below `roots` whose name ends with one of `extensions`, as
@@ -63,59 +71,31 @@ pub fn list(roots: &[String], extensions: &[String]) -> Vec<String> {
     files
 }
 
-/// Digests exactly the given files. Missing files are left out of the
-/// snapshot so a diff reports them as removed.
-///
-/// Most of a scan is one metadata call per file (the digests of unchanged
-/// files are remembered), and each call is a system call that waits on the
-/// kernel: spread over a few threads, a thousand files take a fraction of
-/// the time.
+/// Digests exactly the given files (see [`cache::digest_all`]). Missing
+/// files are left out of the snapshot so a diff reports them as removed.
 pub fn digest_paths(paths: &[String]) -> (Snapshot, Vec<ScanError>) {
-    let digested = parallel_map(paths, |path| cache::digest_with(path, digest_file));
-    let mut snapshot = Snapshot::new();
     let mut errors = Vec::new();
-    for (path, digest) in paths.iter().zip(digested) {
-        match digest {
-            Ok(digest) => {
-                snapshot.insert(path.clone(), digest);
-            }
-            // Deleted between listing and reading: it is gone, not broken.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => errors.push(ScanError {
-                path: path.clone(),
-                reason: e.to_string(),
-            }),
-        }
-    }
+    let snapshot = digests(paths.to_vec(), &mut errors).into_iter().collect();
     (snapshot, errors)
 }
 
-/// Below this many items a thread costs more than it saves.
-const ITEMS_PER_THREAD: usize = 128;
-const MAX_THREADS: usize = 4;
-
-/// `f` over `items`, in order, on up to [`MAX_THREADS`] threads.
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = (items.len() / ITEMS_PER_THREAD).clamp(1, cores.min(MAX_THREADS));
-    if threads == 1 {
-        return items.iter().map(&f).collect();
+/// `(path, digest)` of each of `paths` that could be read, in order; the
+/// others go to `errors`, except those that are gone (deleted between
+/// listing and reading: they are not broken, they are removed).
+pub fn digests(paths: Vec<String>, errors: &mut Vec<ScanError>) -> Vec<(String, String)> {
+    let digested = cache::digest_all(&paths, digest_file);
+    let mut found = Vec::with_capacity(paths.len());
+    for (path, digest) in paths.into_iter().zip(digested) {
+        match digest {
+            Ok(digest) => found.push((path, digest)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => errors.push(ScanError {
+                reason: e.to_string(),
+                path,
+            }),
+        }
     }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let f = &f;
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| match handle.join() {
-                Ok(results) => results,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    })
+    found
 }
 
 struct Filter<'a> {
@@ -136,10 +116,10 @@ impl<'a> Filter<'a> {
     }
 }
 
-/// Lists matching files from the directory entries alone (their type comes
-/// with the listing); their metadata is read by the digest step.
+/// Lists matching files from the directory listings alone (see
+/// [`listing`]); their metadata is read by the digest step.
 fn collect(dir: &Path, filter: &Filter, files: &mut Vec<String>, errors: &mut Vec<ScanError>) {
-    let entries = match fs::read_dir(dir) {
+    let entries = match listing::read(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return,
         Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
@@ -157,22 +137,16 @@ fn collect(dir: &Path, filter: &Filter, files: &mut Vec<String>, errors: &mut Ve
             return;
         }
     };
-    // The snapshot is ordered by path, so the listing need not be.
-    for entry in entries.filter_map(Result::ok) {
-        // file_type() does not follow symlinks, so a link cycle cannot loop.
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        let name = entry.file_name();
-        if filter.skips(&name) {
-            continue;
-        }
-        if kind.is_dir() {
-            if !IGNORED_DIRS.iter().any(|d| name == *d) {
-                collect(&entry.path(), filter, files, errors);
+    // Callers sort what they collect, so the listing need not be ordered.
+    for entry in entries.iter().filter(|entry| !filter.skips(&entry.name)) {
+        match entry.kind {
+            Kind::Dir if !IGNORED_DIRS.iter().any(|d| entry.name == *d) => {
+                collect(&entry.path, filter, files, errors)
             }
-        } else if (kind.is_file() || kind.is_symlink()) && name_matches(&name, filter.extensions) {
-            files.push(entry.path().to_string_lossy().into_owned());
+            Kind::File | Kind::Symlink if name_matches(&entry.name, filter.extensions) => {
+                files.push(entry.path.to_string_lossy().into_owned())
+            }
+            _ => {}
         }
     }
 }

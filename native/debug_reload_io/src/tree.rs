@@ -43,17 +43,30 @@ impl SourceTree {
     /// paths in `scope` (a path in scope that is gone counts as removed).
     /// The baseline is left as it is.
     pub fn changes(&self, scope: Option<&[String]>) -> TreeChanges {
-        let (current, errors) = match scope {
-            None => scan::scan(&self.roots, &self.extensions),
-            Some(paths) => scan::digest_paths(paths),
+        let Some(paths) = scope else {
+            return self.changes_everywhere();
         };
-        let set = changes::diff(&self.baseline, &current, scope);
+        let (current, errors) = scan::digest_paths(paths);
+        let set = changes::diff(&self.baseline, &current, Some(paths));
         let digests = set
             .changed
             .iter()
             .chain(&set.added)
             .filter_map(|path| current.get(path).map(|d| (path.clone(), d.clone())))
             .collect();
+        TreeChanges {
+            set,
+            digests,
+            errors,
+        }
+    }
+
+    // The usual question, asked at every reload: one sorted pass over the
+    // tree against the baseline, keeping only what changed.
+    fn changes_everywhere(&self) -> TreeChanges {
+        let (files, mut errors) = scan::sources(&self.roots, &self.extensions);
+        let current = scan::digests(files, &mut errors);
+        let (set, digests) = changes::diff_sorted(&self.baseline, current);
         TreeChanges {
             set,
             digests,
@@ -112,6 +125,34 @@ mod tests {
         assert!(tree.changes(None).set.is_empty());
         assert_eq!(tree.baseline().len(), 2);
         assert_eq!(tree.baseline()[&a], scan::digest_bytes(b"a2"));
+    }
+
+    #[test]
+    fn files_added_to_and_removed_from_remembered_directories_are_seen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = write(tmp.path(), "lib/a.ex", "a");
+        let b = write(tmp.path(), "lib/nested/b.ex", "b");
+        std::thread::sleep(crate::cache::SETTLE + std::time::Duration::from_millis(50));
+        let mut tree = tree(tmp.path());
+        // Both directories' listings are remembered now.
+        assert!(tree.changes(None).set.is_empty());
+
+        let c = write(tmp.path(), "lib/nested/c.ex", "c");
+        fs::remove_file(&a).unwrap();
+        let changes = tree.changes(None);
+        assert_eq!(changes.set.added, vec![c.clone()]);
+        assert_eq!(changes.set.removed, vec![a]);
+        tree.accept(changes.digests, &changes.set.removed);
+
+        fs::rename(&c, tmp.path().join("lib/d.ex")).unwrap();
+        let changes = tree.changes(None);
+        assert_eq!(
+            changes.set.added,
+            vec![tmp.path().join("lib/d.ex").to_string_lossy().into_owned()]
+        );
+        assert_eq!(changes.set.removed, vec![c]);
+        assert_eq!(changes.set.unchanged, 1);
+        assert!(tree.baseline().contains_key(&b));
     }
 
     #[test]
