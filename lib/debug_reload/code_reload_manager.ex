@@ -91,6 +91,9 @@ defmodule DebugReload.CodeReloadManager do
     compile: :planned,
     # a planned compile ran; Mix's compile task is catching up in the worker
     sync_pending: false,
+    # the sources that compile compiled: Mix must see them as stale (see
+    # Staleness) before it catches up, which starts after the reply
+    sync_sources: [],
     # the last sync left the beams on disk other than the loaded ones (or
     # failed): the next reload runs Mix's compile task and compares beams
     full_compile: false,
@@ -211,13 +214,16 @@ defmodule DebugReload.CodeReloadManager do
   # process still runs to the next reload, as before, and so is the code of
   # funs some process holds, which a soft purge does not see.
   def handle_continue({:after_reload, report}, state) do
-    if state.sync_pending, do: CompileWorker.start_sync(state.worker)
+    if state.sync_pending do
+      Staleness.ensure_visible(state.project, state.sync_sources)
+      CompileWorker.start_sync(state.worker)
+    end
 
     for %{module: module} <- Report.reloaded_modules(report),
         module not in state.old_code_in_use,
         do: :code.soft_purge(module)
 
-    {:noreply, %{state | old_code_in_use: []}}
+    {:noreply, %{state | old_code_in_use: [], sync_sources: []}}
   end
 
   defp boot(state) do
@@ -489,8 +495,6 @@ defmodule DebugReload.CodeReloadManager do
           {{:ok, dry_run(report, changes, state)}, state}
 
         true ->
-          Staleness.ensure_visible(state.project, changes.changed ++ changes.added)
-
           compile_and_load(report, scope, changes, Keyword.get(opts, :force, false), %{
             state
             | call_opts: opts
@@ -591,7 +595,7 @@ defmodule DebugReload.CodeReloadManager do
             compiler: :planned
         }
 
-        load_compiled(report, compiled, changes, %{state | sync_pending: true})
+        load_compiled(report, compiled, changes, %{state | sync_pending: true, sync_sources: changes.changed})
 
       {:planned, result} ->
         report = %{put_in(report.timings[:compile_us], now() - t0) | compiler: :planned}
@@ -600,6 +604,7 @@ defmodule DebugReload.CodeReloadManager do
       {:mix, reason} ->
         Logger.debug("debug_reload: running Mix's compile task: #{reason}")
         state = %{state | old_binaries: old_binaries(state), full_compile: false, stray_beams: %{}}
+        Staleness.ensure_visible(state.project, changes.changed ++ changes.added)
         # Mix's compile task leaves path dependencies alone (a reload must not
         # fetch or check dependencies): those with a file changed, added or
         # deleted compile first.
