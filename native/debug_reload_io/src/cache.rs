@@ -10,11 +10,13 @@
 //! The change time cannot be set from user space, so a file put back
 //! with an old modification time still looks changed.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fs;
+use std::hash::Hash;
 use std::io;
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::parallel;
@@ -63,24 +65,75 @@ impl Identity {
     }
 }
 
-struct Entry {
-    identity: Identity,
-    digest: String,
+/// What was read from files or directories, each value kept with the
+/// identity its file or directory had when read, under the settling rule
+/// (see the module documentation); shared by every scan in the VM.
+pub(crate) struct Memory<K, V>(OnceLock<Mutex<HashMap<K, (Identity, V)>>>);
+
+/// The locked contents of a [`Memory`].
+pub(crate) struct Recall<'a, K, V>(MutexGuard<'a, HashMap<K, (Identity, V)>>);
+
+impl<K: Eq + Hash, V> Memory<K, V> {
+    pub(crate) const fn new() -> Self {
+        Memory(OnceLock::new())
+    }
+
+    // A poisoned lock only means another scan panicked mid-insert; the map
+    // itself is still a valid cache.
+    pub(crate) fn lock(&self) -> Recall<'_, K, V> {
+        let map = self.0.get_or_init(Default::default);
+        Recall(map.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
-fn cache() -> &'static Mutex<HashMap<String, Entry>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Entry>>> = OnceLock::new();
-    CACHE.get_or_init(Default::default)
+impl<K: Eq + Hash, V> Recall<'_, K, V> {
+    /// The value remembered for `key`, if it was read from the object
+    /// whose identity is `identity` now.
+    pub(crate) fn get<Q>(&self, key: &Q, identity: Option<Identity>) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        let (remembered, value) = self.0.get(key)?;
+        (Some(*remembered) == identity).then_some(value)
+    }
+
+    /// Keeps `value`, read at `read_at` from the object with `identity`,
+    /// if that object had settled by then; otherwise forgets `key`.
+    pub(crate) fn put(
+        &mut self,
+        key: K,
+        identity: Option<Identity>,
+        value: V,
+        read_at: SystemTime,
+    ) {
+        match identity {
+            Some(id) if id.settled(read_at) => {
+                self.0.insert(key, (id, value));
+            }
+            _ => self.forget(&key),
+        }
+    }
+
+    pub(crate) fn forget<Q>(&mut self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        self.0.remove(key);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn holds<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        self.0.contains_key(key)
+    }
 }
 
-/// The digest of the file at `path`: remembered, or computed by `digest`.
-pub fn digest_with(
-    path: &str,
-    digest: impl Fn(&Path) -> io::Result<String> + Sync,
-) -> io::Result<String> {
-    let mut results = digest_all(std::slice::from_ref(&path.to_string()), digest);
-    results.pop().expect("one result per path")
-}
+static DIGESTS: Memory<String, String> = Memory::new();
 
 /// The digests of the files at `paths`, in order: remembered ones where a
 /// file's identity is the one they were taken with, the others computed by
@@ -95,16 +148,13 @@ pub fn digest_all(
         fs::metadata(path).map(|meta| Identity::of(&meta))
     });
     let mut results: Vec<Option<io::Result<String>>> = {
-        let cache = lock();
+        let digests = DIGESTS.lock();
         paths
             .iter()
             .zip(&identities)
             .map(|(path, identity)| match identity {
-                Ok(Some(identity)) => cache
-                    .get(path)
-                    .filter(|entry| entry.identity == *identity)
-                    .map(|entry| Ok(entry.digest.clone())),
-                _ => None,
+                Ok(identity) => digests.get(path.as_str(), *identity).cloned().map(Ok),
+                Err(_) => None,
             })
             .collect()
     };
@@ -118,31 +168,17 @@ pub fn digest_all(
         Ok(_) => digest(Path::new(&paths[i])),
         Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
     });
-    let mut cache = lock();
+    let mut digests = DIGESTS.lock();
     for (i, result) in misses.into_iter().zip(computed) {
         match (&identities[i], &result) {
-            (Ok(Some(id)), Ok(digest)) if id.settled(now) => {
-                cache.insert(
-                    paths[i].clone(),
-                    Entry {
-                        identity: *id,
-                        digest: digest.clone(),
-                    },
-                );
+            (Ok(identity), Ok(digest)) => {
+                digests.put(paths[i].clone(), *identity, digest.clone(), now)
             }
-            _ => {
-                cache.remove(&paths[i]);
-            }
+            _ => digests.forget(paths[i].as_str()),
         }
         results[i] = Some(result);
     }
     results.into_iter().flatten().collect()
-}
-
-// A poisoned lock only means another scan panicked mid-insert; the map
-// itself is still a valid cache.
-fn lock() -> std::sync::MutexGuard<'static, HashMap<String, Entry>> {
-    cache().lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
@@ -160,6 +196,15 @@ mod tests {
         fn get(&self) -> u32 {
             self.0.load(Ordering::SeqCst)
         }
+    }
+
+    /// The digest of the file at `path`: remembered, or computed by `digest`.
+    fn digest_with(
+        path: &str,
+        digest: impl Fn(&Path) -> io::Result<String> + Sync,
+    ) -> io::Result<String> {
+        let mut results = digest_all(std::slice::from_ref(&path.to_string()), digest);
+        results.pop().expect("one result per path")
     }
 
     fn counting(calls: &Calls) -> impl Fn(&Path) -> io::Result<String> + Sync + '_ {
@@ -224,6 +269,6 @@ mod tests {
         digest_with(&key, counting(&calls)).unwrap();
         fs::remove_file(&path).unwrap();
         assert!(digest_with(&key, counting(&calls)).is_err());
-        assert!(!lock().contains_key(&key));
+        assert!(!DIGESTS.lock().holds(key.as_str()));
     }
 }

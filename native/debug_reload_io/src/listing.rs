@@ -11,13 +11,12 @@
 //! [`crate::cache::SETTLE`] after the directory's last change is not
 //! remembered.
 
-use crate::cache::Identity;
-use std::collections::HashMap;
+use crate::cache::{Identity, Memory};
 use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// What an entry is, as the listing reports it (a symlink is not followed,
@@ -39,21 +38,7 @@ pub struct Entry {
 
 type Listing = Arc<Vec<Entry>>;
 
-struct Remembered {
-    identity: Identity,
-    entries: Listing,
-}
-
-fn cache() -> &'static Mutex<HashMap<PathBuf, Remembered>> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Remembered>>> = OnceLock::new();
-    CACHE.get_or_init(Default::default)
-}
-
-// A poisoned lock only means a reader panicked mid-insert; the map is
-// still a valid cache.
-fn lock() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Remembered>> {
-    cache().lock().unwrap_or_else(|e| e.into_inner())
-}
+static LISTINGS: Memory<PathBuf, Listing> = Memory::new();
 
 /// The entries of `dir`, in no particular order: remembered, or read.
 /// Entries whose type cannot be told are left out, as a walk would skip
@@ -63,32 +48,18 @@ pub fn read(dir: &Path) -> io::Result<Listing> {
         Ok(meta) if meta.is_dir() => Identity::of(&meta),
         Ok(_) => return Err(io::Error::from(io::ErrorKind::NotADirectory)),
         Err(e) => {
-            lock().remove(dir);
+            LISTINGS.lock().forget(dir);
             return Err(e);
         }
     };
-    if let Some(remembered) = lock().get(dir) {
-        if Some(remembered.identity) == identity {
-            return Ok(Arc::clone(&remembered.entries));
-        }
+    if let Some(entries) = LISTINGS.lock().get(dir, identity) {
+        return Ok(Arc::clone(entries));
     }
     let now = SystemTime::now();
     let entries = Arc::new(read_entries(dir)?);
-    let mut cache = lock();
-    match identity {
-        Some(id) if id.settled(now) => {
-            cache.insert(
-                dir.to_path_buf(),
-                Remembered {
-                    identity: id,
-                    entries: Arc::clone(&entries),
-                },
-            );
-        }
-        _ => {
-            cache.remove(dir);
-        }
-    }
+    LISTINGS
+        .lock()
+        .put(dir.to_path_buf(), identity, Arc::clone(&entries), now);
     Ok(entries)
 }
 
@@ -132,7 +103,7 @@ mod tests {
     }
 
     fn remembered(dir: &Path) -> bool {
-        lock().contains_key(dir)
+        LISTINGS.lock().holds(dir)
     }
 
     #[test]
