@@ -91,9 +91,6 @@ defmodule DebugReload.CodeReloadManager do
     compile: :planned,
     # a planned compile ran; Mix's compile task is catching up in the worker
     sync_pending: false,
-    # the sources that compile compiled: Mix must see them as stale (see
-    # Staleness) before it catches up, which starts after the reply
-    sync_sources: [],
     # the last sync left the beams on disk other than the loaded ones (or
     # failed): the next reload runs Mix's compile task and compares beams
     full_compile: false,
@@ -214,8 +211,10 @@ defmodule DebugReload.CodeReloadManager do
   # process still runs to the next reload, as before, and so is the code of
   # funs some process holds, which a soft purge does not see.
   def handle_continue({:after_reload, report}, state) do
+    # The sources the planned compile compiled must look stale to Mix (see
+    # Staleness) before it catches up.
     if state.sync_pending do
-      Staleness.ensure_visible(state.project, state.sync_sources)
+      Staleness.ensure_visible(state.project, report.files.changed)
       CompileWorker.start_sync(state.worker)
     end
 
@@ -223,7 +222,7 @@ defmodule DebugReload.CodeReloadManager do
         module not in state.old_code_in_use,
         do: :code.soft_purge(module)
 
-    {:noreply, %{state | old_code_in_use: [], sync_sources: []}}
+    {:noreply, %{state | old_code_in_use: []}}
   end
 
   defp boot(state) do
@@ -595,7 +594,7 @@ defmodule DebugReload.CodeReloadManager do
             compiler: :planned
         }
 
-        load_compiled(report, compiled, changes, %{state | sync_pending: true, sync_sources: changes.changed})
+        load_compiled(report, compiled, changes, %{state | sync_pending: true})
 
       {:planned, result} ->
         report = %{put_in(report.timings[:compile_us], now() - t0) | compiler: :planned}
