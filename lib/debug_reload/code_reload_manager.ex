@@ -211,12 +211,7 @@ defmodule DebugReload.CodeReloadManager do
   # process still runs to the next reload, as before, and so is the code of
   # funs some process holds, which a soft purge does not see.
   def handle_continue({:after_reload, report}, state) do
-    # The sources the planned compile compiled must look stale to Mix (see
-    # Staleness) before it catches up.
-    if state.sync_pending do
-      Staleness.ensure_visible(state.project, report.files.changed)
-      CompileWorker.start_sync(state.worker)
-    end
+    if state.sync_pending, do: CompileWorker.start_sync(state.worker)
 
     for %{module: module} <- Report.reloaded_modules(report),
         module not in state.old_code_in_use,
@@ -494,6 +489,11 @@ defmodule DebugReload.CodeReloadManager do
           {{:ok, dry_run(report, changes, state)}, state}
 
         true ->
+          # Before anything is compiled: a manager killed between a planned
+          # compile and its reply leaves new beams that Mix (and the next
+          # manager, see snapshot/2) must still see as stale.
+          Staleness.ensure_visible(state.project, changes.changed ++ changes.added)
+
           compile_and_load(report, scope, changes, Keyword.get(opts, :force, false), %{
             state
             | call_opts: opts
@@ -603,7 +603,6 @@ defmodule DebugReload.CodeReloadManager do
       {:mix, reason} ->
         Logger.debug("debug_reload: running Mix's compile task: #{reason}")
         state = %{state | old_binaries: old_binaries(state), full_compile: false, stray_beams: %{}}
-        Staleness.ensure_visible(state.project, changes.changed ++ changes.added)
         # Mix's compile task leaves path dependencies alone (a reload must not
         # fetch or check dependencies): those with a file changed, added or
         # deleted compile first.
