@@ -81,6 +81,13 @@ defmodule DebugReload.PlannedCompileTest do
     assert :sys.get_state(ctx.server).stray_beams == %{}
     {output, 0} = Project.mix(ctx.project, ["compile", "--verbose"])
     refute output =~ "Compil"
+
+    # And those bytes are what `mix compile` on the command line writes
+    # (where Logger runs, so Mix compiles its calls with the application).
+    beam = Path.join(ctx.project.ebin, "#{value}.beam")
+    reloaded = File.read!(beam)
+    {_, 0} = Project.mix(ctx.project, ["compile", "--force"])
+    assert File.read!(beam) == reloaded
   end
 
   test "Mix catches up on a same-size edit saved within the second of its last compile", ctx do

@@ -31,7 +31,9 @@ defmodule DebugReload.CompileWorker.Remote do
 
         try do
           with :ok <- compile_path_deps(deps) do
-            Mix.Task.run("compile", ["--return-errors", "--no-deps-check", "--no-archives-check"])
+            with_logger_app(Mix.Project.config()[:app], fn ->
+              Mix.Task.run("compile", ["--return-errors", "--no-deps-check", "--no-archives-check"])
+            end)
             |> tap(fn _ -> settle_code(ready) end)
           end
         rescue
@@ -319,20 +321,25 @@ defmodule DebugReload.CompileWorker.Remote do
     |> Keyword.put(:ignore_module_conflict, true)
   end
 
-  # Mix's compile task sets Logger's compile-time application (Logger
-  # metadata compiled into the beams depends on it).
+  # Logger calls are compiled with the application as metadata, read from
+  # the :logger environment at compile time. `mix compile` on the command
+  # line sets it: Mix 1.14 only while Logger runs, which it always does
+  # there but never in this node; later Mix unconditionally. So it is set
+  # here, around Mix's compile task as well as the planned compile, or
+  # the beams would differ from the command line's (and lose the metadata).
+  # Persistent, or Mix loading :logger during its task would reset it to
+  # the .app file's default.
   defp with_logger_app(app, fun) do
-    if Process.whereis(Logger) do
-      previous = Application.get_env(:logger, :compile_time_application)
-      Logger.configure(compile_time_application: app)
+    previous = Application.fetch_env(:logger, :compile_time_application)
+    Application.put_env(:logger, :compile_time_application, app, persistent: true)
 
-      try do
-        fun.()
-      after
-        Logger.configure(compile_time_application: previous)
-      end
-    else
+    try do
       fun.()
+    after
+      case previous do
+        {:ok, value} -> Application.put_env(:logger, :compile_time_application, value, persistent: true)
+        :error -> Application.delete_env(:logger, :compile_time_application, persistent: true)
+      end
     end
   end
 
