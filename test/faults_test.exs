@@ -137,6 +137,108 @@ defmodule DebugReload.FaultsTest do
     assert Task.await(Task.async(fn -> m1.value() end)) == 5
   end
 
+  # The narrowest point: the worker has written the new beam, the manager
+  # has not replied. Mix's manifest still dates from before the edit, and
+  # the edit is the same size and saved in the manifest's second, so
+  # neither Mix nor the next manager would see it unless the reload made
+  # it visible before compiling.
+  test "the manager killed between a planned compile and its reply loses no edit",
+       %{project: p, mods: [m1, m2 | _]} = ctx do
+    gate = Project.path(p, "compile_gate")
+    Project.write(p, "lib/m2.ex", source(m2, 1, gated_compile(gate)))
+    assert {:ok, %{compiler: :planned}} = DebugReload.reload(server: ctx.server)
+    :ok = DebugReload.await_sync(ctx.server)
+
+    compiled_digest = manifest_digest(p, "lib/m2.ex")
+    Project.write(p, "lib/m2.ex", source(m2, 5, gated_compile(gate)))
+    manifest = DebugReload.Manifest.elixir_manifest(%{ebin: p.ebin})
+    {:ok, %{mtime: compiled_at}} = File.stat(manifest, time: :posix)
+    File.touch!(Project.path(p, "lib/m2.ex"), compiled_at)
+    beam = Path.join(p.ebin, "#{m2}.beam")
+    old_beam = File.read!(beam)
+
+    File.touch!(gate)
+    pid = Process.whereis(ctx.server)
+    task = Task.async(fn -> catch_exit(DebugReload.reload(server: ctx.server)) end)
+    await_file(gate <> ".reached")
+
+    # The manager's next step after the compile re-interprets m2, which
+    # needs the interpreter's server: held, it holds the manager there.
+    :sys.suspend(:dbg_iserver)
+
+    try do
+      File.touch!(gate <> ".open")
+      # (the old beam is out of the ebin while the worker compiles)
+      await(fn -> match?({:ok, new} when new != old_beam, File.read(beam)) end)
+
+      await(fn ->
+        Process.info(Process.whereis(:dbg_iserver), :message_queue_len) > {:message_queue_len, 0}
+      end)
+
+      assert Task.yield(task, 0) == nil
+      Process.exit(pid, :kill)
+    after
+      :sys.resume(:dbg_iserver)
+    end
+
+    Task.await(task, 30_000)
+    wait_for_restart(ctx.server, pid)
+    DebugReload.pending(ctx.server)
+    assert {:ok, %{status: :ok}} = DebugReload.reload(server: ctx.server)
+    assert Task.await(Task.async(fn -> m2.value() end)) == 5
+    assert [{{^m1, 3}, _}] = :int.all_breaks(m1)
+    assert Process.alive?(ctx.agent)
+
+    # Mix saw the edit too: its manifest has the new text's digest.
+    :ok = DebugReload.await_sync(ctx.server)
+    refute manifest_digest(p, "lib/m2.ex") == compiled_digest
+  end
+
+  defp manifest_digest(p, rel) do
+    layout = %{app: p.app, root: p.root, source_dirs: [], ebin: p.ebin, deps: []}
+    {:ok, manifest} = DebugReload.Manifest.read(p.root, [layout])
+    Enum.find_value(manifest.sources, &(&1.path == Project.path(p, rel) && &1.digest))
+  end
+
+  test "beams compiled outside any reload while no manager ran are loaded by the next one",
+       %{project: p, mods: [m1, _, m3 | _]} = ctx do
+    stop_supervised!(ctx.server)
+    # (a size Mix 1.14 notices within the second of its last compile)
+    Project.write(p, "lib/m3.ex", source(m3, 70))
+    {_, 0} = Project.mix(p, ["compile"])
+
+    start_supervised!({DebugReload, project: p.root, name: ctx.server, mix_env: "dev"}, id: :again)
+    DebugReload.pending(ctx.server)
+    assert {:ok, report} = DebugReload.reload(server: ctx.server)
+    assert [%{module: ^m3}] = report.modules
+    assert Task.await(Task.async(fn -> m3.value() end)) == 70
+    assert m3 in :int.interpreted()
+    assert [{{^m1, 3}, _}] = :int.all_breaks(m1)
+    assert Process.alive?(ctx.agent)
+  end
+
+  # Module-body code that, while `gate` exists, holds the compile until
+  # `gate.open` does, having created `gate.reached`.
+  defp gated_compile(gate) do
+    """
+      if File.exists?(#{inspect(gate)}) do
+        File.touch!(#{inspect(gate <> ".reached")})
+        Enum.find(1..1000, fn _ -> Process.sleep(10) || File.exists?(#{inspect(gate <> ".open")}) end)
+      end
+
+    """
+  end
+
+  defp await_file(path), do: await(fn -> File.exists?(path) end)
+
+  defp await(condition, tries \\ 1000) do
+    cond do
+      condition.() -> :ok
+      tries > 0 -> Process.sleep(10) && await(condition, tries - 1)
+      true -> flunk("condition not met in time")
+    end
+  end
+
   defp wait_for_restart(name, old, tries \\ 200) do
     case Process.whereis(name) do
       pid when is_pid(pid) and pid != old -> pid

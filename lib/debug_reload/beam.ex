@@ -42,6 +42,61 @@ defmodule DebugReload.Beam do
     end
   end
 
+  @doc """
+  The beams among `paths` whose module is loaded from other code: what
+  this VM runs is not what is on disk (written by a reload that died
+  before loading it, or by a `mix compile` outside any reload). Each with
+  the source the loaded code came from.
+  """
+  @spec differing_from_loaded([String.t()]) :: [
+          %{path: String.t(), module: module(), source: String.t() | nil}
+        ]
+  def differing_from_loaded(paths) do
+    paths
+    |> Enum.flat_map(&loaded_module/1)
+    |> Task.async_stream(fn {path, module} -> {path, module, differs_from_loaded?(path, module)} end,
+      ordered: false,
+      timeout: :infinity
+    )
+    |> Enum.flat_map(fn
+      {:ok, {path, module, true}} -> [%{path: path, module: module, source: compiled_source(module)}]
+      {:ok, _same} -> []
+    end)
+  end
+
+  # Only a module loaded from that very file: a protocol has a plain beam
+  # and a consolidated one, and the VM runs one of them. A module never
+  # loaded often has no atom yet.
+  defp loaded_module(path) do
+    module = path |> Path.basename(".beam") |> String.to_existing_atom()
+
+    with true <- :erlang.module_loaded(module),
+         loaded_from when is_list(loaded_from) <- :code.which(module),
+         ^path <- Path.expand(List.to_string(loaded_from)) do
+      [{path, module}]
+    else
+      _ -> []
+    end
+  rescue
+    ArgumentError -> []
+  end
+
+  # The loaded code's MD5 is the one `beam_lib` computes from the file.
+  # Read through the BIF: calling module_info/1 of an interpreted module
+  # would go through the interpreter. An unreadable beam cannot replace
+  # anything, so it does not count.
+  defp differs_from_loaded?(path, module) do
+    case :beam_lib.md5(String.to_charlist(path)) do
+      {:ok, {^module, md5}} -> md5 != :erlang.get_module_info(module, :md5)
+      _ -> false
+    end
+  end
+
+  defp compiled_source(module) do
+    with source when is_list(source) <- :erlang.get_module_info(module, :compile)[:source],
+         do: List.to_string(source)
+  end
+
   @doc "The module a beam file defines, from its file name."
   @spec module_from_path(String.t()) :: module()
   def module_from_path(path), do: path |> Path.basename(".beam") |> String.to_atom()

@@ -96,9 +96,6 @@ defmodule DebugReload.CodeReloadManager do
     full_compile: false,
     # beam path => digest: beams a sync wrote from a newer save of a file
     stray_beams: %{},
-    # sources edited before this manager started: their beams on disk may
-    # never have been loaded (a manager killed mid-reload)
-    unsettled: MapSet.new(),
     retry_timer: nil,
     # options of the reload call being served (on_busy, migrate, ...)
     call_opts: [],
@@ -382,6 +379,10 @@ defmodule DebugReload.CodeReloadManager do
 
   # -- snapshot -----------------------------------------------------------
 
+  # The baseline digest of a beam on disk the loaded code did not come
+  # from: no beam has it, so whatever a compile writes there is a change.
+  @unloaded_beam ""
+
   # Until the worker reports Mix's own layout, assume Mix's defaults.
   defp conventional_project(root, env) do
     build_path = Path.join([root, "_build", env])
@@ -396,11 +397,16 @@ defmodule DebugReload.CodeReloadManager do
     # every later scan, whatever the layout.
     {sources, _errors} = SourceTree.new(Project.source_roots(project), Project.source_extensions())
     {beams, _errors} = Native.scan_sources(Project.beam_dirs(project), [".beam"])
-    # Sources edited after the last compile are left out, so the first
-    # reload sees them as changed instead of taking them as the baseline.
+    # The baseline is what the loaded code came from. Sources edited after
+    # the last compile are left out, and so are those of modules loaded
+    # from other code than their beam on disk (a manager killed after its
+    # compile wrote the beams): the first reload sees them as changed, and
+    # loads those beams even if the compile leaves them as they are.
     edited = Staleness.edited_since_compile(project, SourceTree.paths(sources))
-    sources = SourceTree.forget(sources, edited)
-    state = %{state | project: project, sources: sources, beams: beams, unsettled: MapSet.new(edited)}
+    unloaded = Beam.differing_from_loaded(Map.keys(beams))
+    sources = SourceTree.forget(sources, edited ++ for(%{source: s} <- unloaded, is_binary(s), do: s))
+    beams = Map.merge(beams, Map.new(unloaded, &{&1.path, @unloaded_beam}))
+    state = %{state | project: project, sources: sources, beams: beams}
     follow_interpreter(%{state | iserver: nil})
   end
 
@@ -437,7 +443,9 @@ defmodule DebugReload.CodeReloadManager do
     |> Enum.reduce(state, fn module, state ->
       path = Enum.find_value(ebins, &existing(Path.join(&1, "#{module}.beam")))
 
+      # A beam the interpreted code did not come from is no way back to it.
       with path when is_binary(path) <- path,
+           false <- Map.get(state.beams, path) == @unloaded_beam,
            {:ok, info} <- Beam.read(path, Map.get(state.beams, path, "")) do
         state
         |> put_in([Access.key(:interpreted), module], Loader.interpreted_entry(info))
@@ -690,8 +698,7 @@ defmodule DebugReload.CodeReloadManager do
   defp load_compiled(report, compiled, changes, state) do
     t0 = now()
     digests = Map.new(compiled, &{&1.path, Native.digest_binary(&1.binary)})
-    unsettled? = Enum.any?(report.files.changed, &MapSet.member?(state.unsettled, &1))
-    fresh = Enum.reject(compiled, &(not unsettled? and Map.get(state.beams, &1.path) == digests[&1.path]))
+    fresh = Enum.reject(compiled, &(Map.get(state.beams, &1.path) == digests[&1.path]))
     {added, changed} = Enum.split_with(fresh, &(not Map.has_key?(state.beams, &1.path)))
     beam_changes = %{changed: Enum.map(changed, & &1.path), added: Enum.map(added, & &1.path), removed: []}
 
@@ -714,8 +721,7 @@ defmodule DebugReload.CodeReloadManager do
     state = %{
       state
       | old_binaries: compiled_old_binaries(compiled, state),
-        stray_beams: %{},
-        unsettled: MapSet.difference(state.unsettled, MapSet.new(report.files.changed))
+        stray_beams: %{}
     }
 
     load_read(report, {nil, changes, t0}, read, {beams, beam_changes}, state)
