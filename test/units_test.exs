@@ -1,7 +1,7 @@
 defmodule DebugReload.UnitsTest do
   use ExUnit.Case, async: true
 
-  alias DebugReload.{ExecutableLines, Patterns, Report}
+  alias DebugReload.{Beam, ExecutableLines, Patterns, Report}
 
   describe "Patterns" do
     test "wildcards follow ElixirLS's debugInterpretModulesPatterns" do
@@ -61,6 +61,52 @@ defmodule DebugReload.UnitsTest do
       {:ok, _mod, beam} = :compile.forms([{:attribute, 1, :module, :no_dbg_probe}], [:binary])
       assert {:error, _} = ExecutableLines.from_beam(beam)
     end
+  end
+
+  describe "Beam.differing_from_loaded/1" do
+    @tag :tmp_dir
+    test "names the beams whose module runs other code than the file holds", %{tmp_dir: dir} do
+      n = System.unique_integer([:positive])
+
+      [same, rewritten, elsewhere, never] =
+        for name <- ~w(Same Rewritten Elsewhere Never), do: :"Elixir.BeamProbe#{n}#{name}"
+
+      write = fn module, value, to -> write_probe(module, value, Path.join(dir, to)) end
+
+      for m <- [same, rewritten, elsewhere],
+          do: :code.load_abs(String.to_charlist(write.(m, 1, "ebin") |> Path.rootname()))
+
+      # `elsewhere` runs the copy in another directory; `never` was never loaded.
+      :code.purge(elsewhere) && :code.delete(elsewhere) && :code.purge(elsewhere)
+
+      {:module, ^elsewhere} =
+        :code.load_abs(String.to_charlist(write.(elsewhere, 1, "other") |> Path.rootname()))
+
+      write.(elsewhere, 2, "ebin")
+      write.(rewritten, 2, "ebin")
+      write.(never, 2, "ebin")
+      on_exit(fn -> for m <- [same, rewritten, elsewhere], do: :code.purge(m) && :code.delete(m) end)
+
+      paths = Path.wildcard(Path.join(dir, "ebin/*.beam"))
+      assert [%{module: ^rewritten, path: path, source: source}] = Beam.differing_from_loaded(paths)
+      assert path == Path.join(dir, "ebin/#{rewritten}.beam")
+      assert source == "/probe/probe.erl"
+    end
+  end
+
+  # Compiled without loading it (Code.compile_string/2 would load it).
+  defp write_probe(module, value, dir) do
+    forms = [
+      {:attribute, 1, :module, module},
+      {:attribute, 1, :export, [value: 0]},
+      {:function, 1, :value, 0, [{:clause, 1, [], [], [{:integer, 1, value}]}]}
+    ]
+
+    {:ok, ^module, beam} = :compile.forms(forms, [:binary, {:source, ~c"/probe/probe.erl"}])
+    path = Path.join(dir, "#{module}.beam")
+    File.mkdir_p!(dir)
+    File.write!(path, beam)
+    path
   end
 
   describe "Report" do
