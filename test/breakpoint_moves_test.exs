@@ -140,6 +140,31 @@ defmodule DebugReload.BreakpointMovesTest do
     assert_receive {:result, 1}, 5_000
   end
 
+  # The file no longer holds the text the breakpoints were set on; the
+  # interpreter kept a copy when it interpreted the module. Both for a
+  # source edited since the last compile and for a beam compiled since the
+  # module was interpreted (the new beam is on disk, never loaded).
+  for compiled? <- [false, true] do
+    test "an edit made before the manager started carries breakpoints (compiled: #{compiled?})" do
+      mod = Module.concat(["Before#{System.unique_integer([:positive])}", Calc])
+      project = Project.create(%{"lib/mod.ex" => String.replace(@base, "MOD", inspect(mod))})
+      on_exit(fn -> Project.cleanup(project, [mod]) end)
+      Project.interpret([mod])
+      :ok = :int.break(mod, 5)
+
+      edited = String.replace(@base, "  def alpha", "  @doc false\n  # a comment\n  def alpha")
+      Project.write(project, "lib/mod.ex", String.replace(edited, "MOD", inspect(mod)))
+      if unquote(compiled?), do: {_, 0} = Project.mix(project, ["compile"])
+
+      name = :"moves_#{System.unique_integer([:positive])}"
+      start_supervised!({DebugReload, project: project.root, name: name, mix_env: "dev"}, id: name)
+      assert {:ok, report} = DebugReload.reload(server: name)
+
+      assert [%{old_line: 5, new_line: 7, status: :moved}] = report.breakpoints
+      assert [{{^mod, 7}, _}] = :int.all_breaks(mod)
+    end
+  end
+
   # The manager lists the interpreted modules once, when it starts; a
   # module interpreted later is known from the interpreter's event, and
   # its source text then is what the breakpoints are carried from.

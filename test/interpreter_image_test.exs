@@ -45,6 +45,22 @@ defmodule DebugReload.InterpreterImageTest do
     assert value.() == 1
   end
 
+  test "the interpreter keeps the text a module was interpreted from, by :int.ni/1 or an image", ctx do
+    source = Project.path(ctx.project, "lib/value.ex")
+    assert Interpreter.interpreted_text(ctx.mod) == nil
+
+    Project.interpret([ctx.mod])
+    first = File.read!(source)
+    Project.write(ctx.project, "lib/value.ex", Project.value_source(ctx.mod, 2))
+    assert Interpreter.interpreted_text(ctx.mod) == first
+
+    {_, 0} = Project.mix(ctx.project, ["compile"])
+    :int.n(ctx.mod)
+    assert :ok = Image.load(image(ctx.mod, ctx.project))
+    assert Interpreter.interpreted_text(ctx.mod) == File.read!(source)
+    refute Interpreter.interpreted_text(ctx.mod) == first
+  end
+
   test "an image of another beam is not used: the interpreter builds its own", ctx do
     stale = image(ctx.mod, ctx.project)
     Project.write(ctx.project, "lib/value.ex", Project.value_source(ctx.mod, 2))

@@ -34,8 +34,10 @@ defmodule DebugReload.Beam do
   @doc "The source file a loaded (or interpreted) module was compiled from."
   @spec loaded_source(module()) :: String.t() | nil
   def loaded_source(module) do
-    with true <- :code.is_loaded(module) != false,
-         source when is_list(source) <- module.module_info(:compile)[:source] do
+    # Through the BIF: module_info/1 of an interpreted module would run in
+    # the interpreter.
+    with true <- :erlang.module_loaded(module),
+         source when is_list(source) <- :erlang.get_module_info(module, :compile)[:source] do
       List.to_string(source)
     else
       _ -> nil
@@ -62,7 +64,7 @@ defmodule DebugReload.Beam do
       &Task.async(fn -> Enum.filter(&1, fn {path, module} -> differs_from_loaded?(path, module) end) end)
     )
     |> Enum.flat_map(&Task.await(&1, :infinity))
-    |> Enum.map(fn {path, module} -> %{path: path, module: module, source: compiled_source(module)} end)
+    |> Enum.map(fn {path, module} -> %{path: path, module: module, source: loaded_source(module)} end)
   end
 
   # Only a module loaded from that very file: a protocol has a plain beam
@@ -94,11 +96,6 @@ defmodule DebugReload.Beam do
     else
       _ -> false
     end
-  end
-
-  defp compiled_source(module) do
-    with source when is_list(source) <- :erlang.get_module_info(module, :compile)[:source],
-         do: List.to_string(source)
   end
 
   @doc "The module a beam file defines, from its file name."

@@ -441,36 +441,77 @@ defmodule DebugReload.CodeReloadManager do
     modules
     |> Enum.reject(&Map.has_key?(state.interpreted, &1))
     |> Enum.reduce(state, fn module, state ->
-      path = Enum.find_value(ebins, &existing(Path.join(&1, "#{module}.beam")))
-
-      # A beam the interpreted code did not come from is no way back to it.
-      with path when is_binary(path) <- path,
-           false <- Map.get(state.beams, path) == @unloaded_beam,
-           {:ok, info} <- Beam.read(path, Map.get(state.beams, path, "")) do
-        state
-        |> put_in([Access.key(:interpreted), module], Loader.interpreted_entry(info))
-        |> remember_text(info.source)
-      else
-        _ -> state
+      case Enum.find_value(ebins, &existing(Path.join(&1, "#{module}.beam"))) do
+        nil -> state
+        path -> remember_module(state, module, path)
       end
     end)
   end
 
   defp existing(path), do: if(File.regular?(path), do: path)
 
-  # Only a text that matches the snapshot digest is the old text.
-  defp remember_text(state, nil), do: state
+  # The interpreter keeps the text it interpreted the module from: the
+  # text its breakpoints are on. A file that no longer holds it was edited
+  # since, compiled or not (a line-only change leaves the code's MD5 as it
+  # was): its source leaves the baseline and its beam is loaded by the
+  # next reload, whatever the compile does.
+  defp remember_module(state, module, path) do
+    source = Beam.loaded_source(module)
+    interpreted_text = Interpreter.interpreted_text(module)
 
-  defp remember_text(state, source) do
-    with false <- Map.has_key?(state.texts, source),
-         {:ok, bytes} <- File.read(source),
-         true <- SourceTree.digest(state.sources, source) == Native.digest_binary(bytes),
-         text when is_binary(text) <- Loader.utf8(bytes) do
-      put_in(state.texts[source], text)
+    state
+    |> remember_way_back(module, path)
+    |> remember_text(source, interpreted_text)
+    |> unsettle_if_edited(source, path, interpreted_text)
+  end
+
+  # Only a beam with the loaded code's MD5 is a way back to it (see
+  # snapshot/2); at worst its lines differ from the interpreted ones.
+  defp remember_way_back(state, module, path) do
+    with false <- Map.get(state.beams, path) == @unloaded_beam,
+         {:ok, info} <- Beam.read(path, Map.get(state.beams, path, "")) do
+      put_in(state.interpreted[module], Loader.interpreted_entry(info))
     else
       _ -> state
     end
   end
+
+  # The text the loaded code came from: the interpreter's copy, or the
+  # file while it still matches the baseline.
+  defp remember_text(state, nil, _interpreted_text), do: state
+
+  defp remember_text(state, source, interpreted_text) do
+    cond do
+      Map.has_key?(state.texts, source) -> state
+      text = interpreted_text || file_text(state, source) -> put_in(state.texts[source], text)
+      true -> state
+    end
+  end
+
+  defp file_text(state, source) do
+    with {:ok, bytes} <- File.read(source),
+         true <- SourceTree.digest(state.sources, source) == Native.digest_binary(bytes),
+         text when is_binary(text) <- Loader.utf8(bytes) do
+      text
+    else
+      _ -> nil
+    end
+  end
+
+  defp unsettle_if_edited(state, source, path, interpreted_text)
+       when is_binary(source) and is_binary(interpreted_text) do
+    if File.read(source) == {:ok, interpreted_text} do
+      state
+    else
+      %{
+        state
+        | sources: SourceTree.forget(state.sources, [source]),
+          beams: Map.put(state.beams, path, @unloaded_beam)
+      }
+    end
+  end
+
+  defp unsettle_if_edited(state, _source, _path, _interpreted_text), do: state
 
   # -- reload -------------------------------------------------------------
 

@@ -74,6 +74,27 @@ defmodule DebugReload.Interpreter do
     Process.whereis(:dbg_iserver) != nil and not match?({:error, _}, :int.file(module))
   end
 
+  @doc """
+  The source text `module` was interpreted from, as the interpreter keeps
+  it (read when the module was interpreted): nil when it is not
+  interpreted, the text is not UTF-8, or the debugger is one whose server
+  protocol we do not know (see `DebugReload.Interpreter.Image`).
+  """
+  @spec interpreted_text(module()) :: String.t() | nil
+  def interpreted_text(module) do
+    with true <- Process.whereis(:dbg_iserver) != nil and Image.supported?(),
+         {:ok, raw} when is_binary(raw) <- :dbg_iserver.safe_call({:raw_contents, module, :any}),
+         # The server keeps the text with a NUL appended.
+         text = String.trim_trailing(raw, <<0>>),
+         true <- String.valid?(text) do
+      text
+    else
+      _ -> nil
+    end
+  catch
+    :exit, _ -> nil
+  end
+
   @doc "Breakpoints of `module` as `{line, options}`, options as `:int.all_breaks/1` gives them."
   @spec breakpoints(module()) :: [breakpoint()]
   def breakpoints(module) do

@@ -370,7 +370,9 @@ defmodule DebugReload.Loader do
     tombstone = Map.get(state.tombstones, info.module)
     breaks = tombstone || Interpreter.breakpoints(previous)
     origin = if(tombstone, do: {:restored, info.module}, else: renamed_from && {:renamed, renamed_from})
-    old_text = old && Map.get(state.texts, old.source)
+    # (a module without `old` may have its text: one whose beam on disk
+    # was not the loaded code when the manager started)
+    old_text = Map.get(state.texts, (old && old.source) || info.source)
     loader = self()
     image = make_ref()
     task = Task.async(fn -> carried(info, old, old_text, breaks, origin, {loader, image}) end)
