@@ -84,8 +84,7 @@ defmodule DebugReload.Interpreter do
   def interpreted_text(module) do
     with true <- Process.whereis(:dbg_iserver) != nil and Image.supported?(),
          {:ok, raw} when is_binary(raw) <- :dbg_iserver.safe_call({:raw_contents, module, :any}),
-         # The server keeps the text with a NUL appended.
-         text = String.trim_trailing(raw, <<0>>),
+         text when is_binary(text) <- without_terminator(raw),
          true <- String.valid?(text) do
       text
     else
@@ -93,6 +92,16 @@ defmodule DebugReload.Interpreter do
     end
   catch
     :exit, _ -> nil
+  end
+
+  # The server keeps the text with one NUL appended.
+  defp without_terminator(raw) do
+    size = byte_size(raw) - 1
+
+    case raw do
+      <<text::binary-size(size), 0>> -> text
+      _ -> nil
+    end
   end
 
   @doc "Breakpoints of `module` as `{line, options}`, options as `:int.all_breaks/1` gives them."
