@@ -1,32 +1,58 @@
 defmodule DebugReload.InterpreterSubscribeTest do
-  # `:int.subscribe/0` adds its caller to the interpreter server's
-  # subscribers on every call, and every copy receives every event: a
-  # manager that subscribed on each reload leaving a process on old code
-  # got each status event once per such reload.
+  # A live subscriber of the interpreter server slows every call that
+  # enters interpreted code (two status events per call), and
+  # `:int.subscribe/0` has no way back. `Interpreter.forward_events/1`
+  # subscribes a relay that the server drops again once it is stopped.
   use ExUnit.Case, async: false
 
   alias DebugReload.Interpreter
+  alias DebugReload.Test.Project
 
-  test "Interpreter.subscribe/0 subscribes once, where :int.subscribe/0 adds a copy each time" do
-    _ = :int.interpreted()
-
-    raw = run_subscribed(fn -> :int.subscribe() end)
-    once = run_subscribed(&Interpreter.subscribe/0)
-
-    assert raw == 2
-    assert once == 1
+  setup do
+    mod = Module.concat(["Sub#{System.unique_integer([:positive])}", Value])
+    project = Project.create(%{"lib/value.ex" => Project.value_source(mod, 1)})
+    Project.interpret([mod])
+    on_exit(fn -> Project.cleanup(project, [mod]) end)
+    %{mod: mod}
   end
 
-  # Subscribes twice from a fresh process; returns how often it is listed.
-  defp run_subscribed(subscribe) do
-    task =
-      Task.async(fn ->
-        subscribe.()
-        subscribe.()
-        {:state, _db, _procs, _breaks, _auto, _stack, subs} = :sys.get_state(:dbg_iserver)
-        Enum.count(subs, &(&1 == self()))
-      end)
+  defp subscribers do
+    {:state, _db, _procs, _breaks, _auto, _stack, subs} = :sys.get_state(:dbg_iserver)
+    subs
+  end
 
-    Task.await(task)
+  defp call_in_process(mod) do
+    task = Task.async(fn -> mod.value() end)
+    assert Task.await(task) == 1
+    task.pid
+  end
+
+  test "the relay forwards the interpreter's events to its owner until stopped, then is unsubscribed", ctx do
+    relay = Interpreter.forward_events(self())
+    assert Enum.count(subscribers(), &(&1 == relay)) == 1
+    refute self() in subscribers()
+
+    pid = call_in_process(ctx.mod)
+    assert_receive {:int, {:new_status, ^pid, _status, _info}}, 5_000
+
+    :ok = Interpreter.stop_forwarding(relay)
+    # The server was linked to the relay: it drops the subscription.
+    assert Enum.find_value(1..200, fn _ -> relay not in subscribers() || (Process.sleep(5) && nil) end)
+
+    flush = fn flush -> receive do: ({:int, _} -> flush.(flush)), after: (50 -> :ok) end
+    flush.(flush)
+    call_in_process(ctx.mod)
+    refute_receive {:int, _}, 100
+  end
+
+  test "the relay ends, and its owner is told, when the interpreter server stops" do
+    Process.flag(:trap_exit, true)
+    relay = Interpreter.forward_events(self())
+    monitor = Process.monitor(relay)
+    # What the relay receives when the server it is linked to stops (the
+    # real one stays up for the other tests).
+    send(relay, {:EXIT, Process.whereis(:dbg_iserver), :shutdown})
+    assert_receive {:DOWN, ^monitor, :process, ^relay, :normal}, 5_000
+    assert_receive {:EXIT, ^relay, :normal}, 5_000
   end
 end

@@ -126,6 +126,8 @@ defmodule DebugReload.ReloadTest do
       end)
 
     assert {m.calc, 3} == Project.await_break(pid)
+    # An idle manager listens to no interpreter event (each costs calls).
+    assert live_subscribers() == []
 
     Project.write(p, "lib/calc.ex", calc_source(m.calc, "a * 10 + b"))
     assert {:ok, report} = DebugReload.reload(server: s)
@@ -135,6 +137,8 @@ defmodule DebugReload.ReloadTest do
     assert mod == m.calc
     assert {m.calc, 3} == Project.await_break(pid)
     assert [{{_, 3}, _}] = :int.all_breaks(m.calc)
+    # While the process is on old code, the manager listens for it.
+    assert [_relay] = live_subscribers()
 
     :ok = :int.delete_break(m.calc, 3)
     :int.continue(pid)
@@ -143,6 +147,14 @@ defmodule DebugReload.ReloadTest do
     Project.await_no_pending(s)
     send(pid, :again)
     assert_receive {:second, 12}, 5_000
+    assert live_subscribers() == []
+  end
+
+  # The interpreter server keeps subscribers that exited unlinked; only
+  # live ones receive (and cost) its events.
+  defp live_subscribers do
+    {:state, _db, _procs, _breaks, _auto, _stack, subs} = :sys.get_state(:dbg_iserver)
+    Enum.filter(subs, &Process.alive?/1)
   end
 
   test "breakpoints keep their options and still trigger", %{project: p, mods: m, server: s} do

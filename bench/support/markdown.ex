@@ -274,9 +274,9 @@ defmodule DebugReload.Bench.Markdown do
       """
 
       The interpreter server still lists #{first.iserver_subscribers - first.live_subscribers} dead
-      subscriber(s): managers started and stopped earlier in this VM (the call-overhead rounds).
-      `dbg_iserver` drops a subscriber only when a linked process exits, and `:int.subscribe/0` does
-      not link, so every manager that ever ran stays listed; events to it are dropped.
+      subscriber(s): processes that subscribed earlier in this VM without a link to it.
+      `dbg_iserver` drops a subscriber only when a linked process exits; events to a dead one are
+      dropped. A manager subscribes only while processes run old code, through a linked relay.
       """
     else
       ""
@@ -489,9 +489,9 @@ defmodule DebugReload.Bench.Markdown do
 
     if separated? do
       "A running manager slows calls that enter interpreted code from native code by " <>
-        "#{round((1 - Stats.median(manager) / Stats.median(plain)) * 100)}%: the interpreter server sends " <>
-        "every subscriber two status events per such call, and the manager subscribes to learn when " <>
-        "paused processes move on."
+        "#{round((1 - Stats.median(manager) / Stats.median(plain)) * 100)}%, although it subscribes to " <>
+        "the interpreter's events only while processes run old code (a subscriber costs about a fifth " <>
+        "of such calls: two status events per call)."
     end
   end
 end

@@ -117,11 +117,14 @@ defmodule DebugReload.CodeReloadManager do
     beams: %{},
     # module => %{source, binary, path, statements} for interpreted modules
     interpreted: %{},
-    # the interpreter server we subscribed to and took the module list of;
-    # after that its events name each module it interprets
+    # the interpreter server we took the module list of (see
+    # follow_interpreter/1)
     iserver: nil,
     # pid => [module] still running a call on old code
     pending: %{},
+    # the process forwarding the interpreter's events to us, while
+    # `pending` is not empty (see listen_while_pending/1)
+    event_relay: nil,
     # natively reloaded modules whose old code a process still runs or
     # holds funs of: the purge after the reply leaves them alone
     old_code_in_use: [],
@@ -214,7 +217,8 @@ defmodule DebugReload.CodeReloadManager do
         module not in state.old_code_in_use,
         do: :code.soft_purge(module)
 
-    {:noreply, %{state | old_code_in_use: []}}
+    state = listen_while_pending(%{state | old_code_in_use: []})
+    {:noreply, remember_interpreted(state, Interpreter.interpreted())}
   end
 
   defp boot(state) do
@@ -286,11 +290,11 @@ defmodule DebugReload.CodeReloadManager do
   @impl true
   def handle_info({:int, {:new_status, pid, status, _info}}, state)
       when is_map_key(state.pending, pid) and status in [:idle, :break] do
-    {:noreply, retry_pending_soon(state, pid, @pending_rechecks)}
+    {:noreply, state |> retry_pending_soon(pid, @pending_rechecks) |> listen_while_pending()}
   end
 
   def handle_info({:recheck_pending, pid, left}, state) when is_map_key(state.pending, pid),
-    do: {:noreply, retry_pending_soon(state, pid, left)}
+    do: {:noreply, state |> retry_pending_soon(pid, left) |> listen_while_pending()}
 
   def handle_info({:recheck_pending, _pid, _left}, state), do: {:noreply, state}
 
@@ -304,13 +308,17 @@ defmodule DebugReload.CodeReloadManager do
   end
 
   def handle_info({:int, {:new_status, pid, :exit, _}}, state),
-    do: {:noreply, %{state | pending: Map.delete(state.pending, pid)}}
+    do: {:noreply, listen_while_pending(%{state | pending: Map.delete(state.pending, pid)})}
 
   def handle_info({:int, {:interpret, module}}, state), do: {:noreply, remember_interpreted(state, [module])}
   def handle_info({:int, _other}, state), do: {:noreply, state}
 
   def handle_info({:DOWN, _ref, :process, pid, _}, state),
     do: {:noreply, %{state | subscribers: Map.delete(state.subscribers, pid)}}
+
+  # The interpreter server stopped (or restarted), and its events with it.
+  def handle_info({:EXIT, relay, _reason}, %{event_relay: relay} = state),
+    do: {:noreply, listen_while_pending(%{state | event_relay: nil})}
 
   def handle_info({:EXIT, worker, reason}, %{worker: worker} = state) do
     Logger.warning("debug_reload: compile worker exited (#{inspect(reason)}); starting a new one")
@@ -341,13 +349,16 @@ defmodule DebugReload.CodeReloadManager do
   # a moment later; stopping it here leaves no thread or descriptor behind
   # when a supervisor has stopped us.
   @impl true
-  def terminate(_reason, state), do: unwatch(state)
+  def terminate(_reason, state) do
+    Interpreter.stop_forwarding(state.event_relay)
+    unwatch(state)
+  end
 
   defp run_reload(opts, state) do
     started = System.monotonic_time(:microsecond)
     state = retry_pending(state)
     {result, state} = reload(opts, state)
-    state = %{state | call_opts: []}
+    state = listen_while_pending(%{state | call_opts: []})
     {tag, report} = finish(result, started, state)
     unless report.status in [:noop, :dry_run], do: broadcast(report, state)
     {{tag, report}, state}
@@ -411,9 +422,14 @@ defmodule DebugReload.CodeReloadManager do
   end
 
   # Listing every interpreted module costs the interpreter a scan of its
-  # table (milliseconds at a thousand modules), so it is done once per
-  # interpreter server: subscribed first, so that a module interpreted
-  # meanwhile is in the list or in an event (`{:int, {:interpret, m}}`).
+  # table (0.3-0.6 ms at a thousand modules), so it is done when the
+  # interpreter server changes and after each reload's reply, not before a
+  # reload. We do not subscribe to learn of each module as it is
+  # interpreted: a live subscriber slows every call into interpreted code
+  # (see listen_while_pending/1). A module interpreted since the last
+  # listing is found by the next one; a reload meanwhile takes its old text
+  # from the interpreter and its way back from the beams it read before
+  # compiling (see DebugReload.Loader).
   defp follow_interpreter(state) do
     case Process.whereis(:dbg_iserver) do
       nil ->
@@ -423,10 +439,30 @@ defmodule DebugReload.CodeReloadManager do
         state
 
       iserver ->
-        Interpreter.subscribe()
         remember_interpreted(%{state | iserver: iserver}, Interpreter.interpreted())
     end
   end
+
+  # The interpreter's events matter only while processes run old code:
+  # they say when such a process can move on. A subscriber costs every
+  # call that enters interpreted code from native code about a fifth of
+  # its speed, so we listen only then. A status change made before the
+  # subscription sends no event to us: the processes are looked at once
+  # the subscription is in place.
+  defp listen_while_pending(%{pending: pending, event_relay: nil} = state) when map_size(pending) > 0 do
+    case Interpreter.forward_events(self()) do
+      nil -> state
+      relay -> %{state | event_relay: relay} |> retry_pending() |> listen_while_pending()
+    end
+  end
+
+  defp listen_while_pending(%{pending: pending, event_relay: relay} = state)
+       when map_size(pending) == 0 and relay != nil do
+    Interpreter.stop_forwarding(relay)
+    %{state | event_relay: nil}
+  end
+
+  defp listen_while_pending(state), do: state
 
   # Keeps what a later reload of an interpreted module needs from before
   # the edit: its beam (for executable lines and rollback) and source text.
@@ -565,7 +601,8 @@ defmodule DebugReload.CodeReloadManager do
   # The beams the compile may overwrite, read while they are still the
   # loaded code, so that a failed reload can load them back.
   defp old_binaries(state) do
-    for {path, _digest} <- state.beams,
+    for {path, digest} <- state.beams,
+        digest != @unloaded_beam,
         module = Beam.module_from_path(path),
         restorable?(module, state),
         {:ok, binary} <- [File.read(path)],
@@ -771,6 +808,7 @@ defmodule DebugReload.CodeReloadManager do
   defp compiled_old_binaries(compiled, state) do
     for %{module: module, path: path, old_binary: binary} <- compiled,
         is_binary(binary),
+        Map.get(state.beams, path) != @unloaded_beam,
         restorable?(module, state),
         into: state.rolled_back,
         do: {module, {path, binary}}

@@ -51,21 +51,67 @@ defmodule DebugReload.Interpreter do
   end
 
   @doc """
-  Subscribes the caller to the interpreter's events, once: `:int.subscribe/0`
-  adds the caller again on every call, and each copy receives every event.
+  Starts a process that subscribes to the interpreter's events and sends
+  each to `owner` as the `{:int, event}` message it receives; nil when no
+  interpreter runs. Stop it with `stop_forwarding/1`.
+
+  A live subscriber costs every call that enters interpreted code from
+  native code about a fifth of its speed (the server sends it two status
+  events per call; a dead subscriber costs next to nothing), so a caller
+  listens only while it needs to. The process is linked to the owner and
+  to the interpreter server, which drops the subscription when it exits;
+  `:int.subscribe/0` has no way back otherwise.
   """
-  @spec subscribe() :: :ok
-  def subscribe do
-    case Process.whereis(:dbg_iserver) && :sys.get_state(:dbg_iserver) do
-      nil ->
-        :ok
+  @spec forward_events(pid()) :: pid() | nil
+  def forward_events(owner) do
+    with iserver when is_pid(iserver) <- Process.whereis(:dbg_iserver) do
+      relay = spawn_link(fn -> forward(owner, iserver) end)
+      monitor = Process.monitor(relay)
 
-      {:state, _db, _procs, _breaks, _auto, _stack, subs} ->
-        if self() in subs, do: :ok, else: :int.subscribe()
+      receive do
+        {:forwarding, ^relay} ->
+          Process.demonitor(monitor, [:flush])
+          relay
 
-      _unknown_layout ->
-        :int.subscribe()
+        {:DOWN, ^monitor, :process, ^relay, _} ->
+          nil
+      end
     end
+  end
+
+  # Either link ending (the owner, or the interpreter server) ends it,
+  # normally: nobody else is taken down with it.
+  defp forward(owner, iserver) do
+    Process.flag(:trap_exit, true)
+    Process.link(iserver)
+    :int.subscribe()
+    # A call after the cast: when it returns, the subscription is in place.
+    _ = :int.auto_attach()
+    send(owner, {:forwarding, self()})
+    forward_loop(owner)
+  catch
+    :exit, _ -> :ok
+  end
+
+  defp forward_loop(owner) do
+    receive do
+      {:int, _event} = message ->
+        send(owner, message)
+        forward_loop(owner)
+
+      {:EXIT, _linked, _reason} ->
+        :ok
+    end
+  end
+
+  @doc "Stops a process `forward_events/1` started (and its subscription)."
+  @spec stop_forwarding(pid() | nil) :: :ok
+  def stop_forwarding(nil), do: :ok
+
+  def stop_forwarding(relay) do
+    Process.unlink(relay)
+    Process.exit(relay, :kill)
+    :ok
   end
 
   @doc "Whether `module` is interpreted: one lookup, not the list of every interpreted module."

@@ -366,17 +366,32 @@ defmodule DebugReload.Loader do
   defp start_carry(info, batch, state) do
     renamed_from = Map.get(batch.renames, info.module)
     previous = renamed_from || info.module
-    old = Map.get(state.interpreted, previous)
+    old = Map.get(state.interpreted, previous) || interpreted_since(previous, info, batch)
     tombstone = Map.get(state.tombstones, info.module)
     breaks = tombstone || Interpreter.breakpoints(previous)
     origin = if(tombstone, do: {:restored, info.module}, else: renamed_from && {:renamed, renamed_from})
-    # (a module without `old` may have its text: one whose beam on disk
-    # was not the loaded code when the manager started)
-    old_text = Map.get(state.texts, (old && old.source) || info.source)
+    # Without a text of its own (interpreted since the manager last
+    # listed the interpreter's modules, or from a beam that was not the one
+    # on disk), the interpreter's copy is the text the breakpoints are on.
+    old_text =
+      Map.get(state.texts, (old && old.source) || info.source) || Interpreter.interpreted_text(previous)
+
     loader = self()
     image = make_ref()
     task = Task.async(fn -> carried(info, old, old_text, breaks, origin, {loader, image}) end)
     %{task: task, image: image, old: old, tombstone: tombstone, renamed_from: renamed_from}
+  end
+
+  # A module interpreted since the manager last listed the interpreter's
+  # modules has no entry yet: the beam the compile replaced, read before
+  # it ran while it was the loaded code, is its way back.
+  defp interpreted_since(module, info, batch) do
+    with {path, binary} <- Map.get(batch.old_binaries, module),
+         true <- Interpreter.interpreted?(module) do
+      interpreted_entry(%{source: Beam.loaded_source(module) || info.source, binary: binary, path: path})
+    else
+      _ -> nil
+    end
   end
 
   # Never raises (a raise would take the linked manager down): a failure is
@@ -561,8 +576,6 @@ defmodule DebugReload.Loader do
   defp add_pending(state, [], _module), do: state
 
   defp add_pending(state, pending, module) do
-    Interpreter.subscribe()
-
     Enum.reduce(pending, state, fn {pid, _}, state ->
       update_in(state.pending, &Map.update(&1, pid, [module], fn mods -> Enum.uniq([module | mods]) end))
     end)
