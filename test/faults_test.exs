@@ -88,6 +88,29 @@ defmodule DebugReload.FaultsTest do
     assert_intact(ctx)
   end
 
+  # The manager lists interpreted modules at start and after each reload;
+  # one interpreted in between is still rolled back to its old code.
+  test "a module interpreted since the manager last looked is rolled back to its old code",
+       %{project: p, mods: [_, _, m3 | _]} = ctx do
+    stop_supervised!(ctx.server)
+    :int.n(m3)
+    start_supervised!({DebugReload, project: p.root, name: ctx.server, mix_env: "dev"}, id: :again)
+    {:ok, %{status: :noop}} = DebugReload.reload(server: ctx.server)
+    {:module, ^m3} = :int.ni(m3)
+    :ok = :int.break(m3, 3)
+    :ok = :int.test_at_break(m3, 3, {__MODULE__, :never})
+
+    Project.write(p, "lib/m3.ex", source(m3, 3))
+    # A fault once every module is re-interpreted: m3 runs its new code.
+    assert {:error, report} = DebugReload.reload(server: ctx.server, inject_fault: :interpret)
+    assert report.error =~ "rolled back"
+    assert [%{action: :rolled_back}] = Enum.filter(report.modules, &(&1.module == m3))
+    assert m3 in :int.interpreted()
+    assert [{{^m3, 3}, [:active, :enable, :null, {__MODULE__, :never}]}] = :int.all_breaks(m3)
+    assert Task.await(Task.async(fn -> m3.value() end)) == 1
+    assert_intact(ctx)
+  end
+
   test "a 10 MB source file reloads without disturbing the session", %{project: p, mods: [m1 | _]} = ctx do
     big = Module.concat([m1 |> Module.split() |> hd(), Big])
 
