@@ -217,8 +217,7 @@ defmodule DebugReload.CodeReloadManager do
         module not in state.old_code_in_use,
         do: :code.soft_purge(module)
 
-    state = listen_while_pending(%{state | old_code_in_use: []})
-    {:noreply, remember_interpreted(state, Interpreter.interpreted())}
+    {:noreply, remember_interpreted(%{state | old_code_in_use: []}, Interpreter.interpreted())}
   end
 
   defp boot(state) do
@@ -302,6 +301,7 @@ defmodule DebugReload.CodeReloadManager do
     started = System.monotonic_time(:microsecond)
     state = %{state | retry_timer: nil}
     {result, state} = reload([], state)
+    state = listen_while_pending(state)
     {_tag, report} = finish(result, started, state)
     unless report.status in [:noop, :deferred], do: broadcast(report, state)
     {:noreply, state, {:continue, {:after_reload, report}}}
@@ -415,10 +415,10 @@ defmodule DebugReload.CodeReloadManager do
     # loads those beams even if the compile leaves them as they are.
     edited = Staleness.edited_since_compile(project, SourceTree.paths(sources))
     unloaded = Beam.differing_from_loaded(Map.keys(beams))
-    sources = SourceTree.forget(sources, edited ++ for(%{source: s} <- unloaded, is_binary(s), do: s))
-    beams = Map.merge(beams, Map.new(unloaded, &{&1.path, @unloaded_beam}))
-    state = %{state | project: project, sources: sources, beams: beams}
-    follow_interpreter(%{state | iserver: nil})
+
+    %{state | project: project, sources: sources, beams: beams, iserver: nil}
+    |> unsettle(edited ++ for(%{source: s} <- unloaded, is_binary(s), do: s), Enum.map(unloaded, & &1.path))
+    |> follow_interpreter()
   end
 
   # Listing every interpreted module costs the interpreter a scan of its
@@ -504,7 +504,7 @@ defmodule DebugReload.CodeReloadManager do
   # Only a beam with the loaded code's MD5 is a way back to it (see
   # snapshot/2); at worst its lines differ from the interpreted ones.
   defp remember_way_back(state, module, path) do
-    with false <- Map.get(state.beams, path) == @unloaded_beam,
+    with true <- loaded_code?(state, path),
          {:ok, info} <- Beam.read(path, Map.get(state.beams, path, "")) do
       put_in(state.interpreted[module], Loader.interpreted_entry(info))
     else
@@ -539,15 +539,23 @@ defmodule DebugReload.CodeReloadManager do
     if File.read(source) == {:ok, interpreted_text} do
       state
     else
-      %{
-        state
-        | sources: SourceTree.forget(state.sources, [source]),
-          beams: Map.put(state.beams, path, @unloaded_beam)
-      }
+      unsettle(state, [source], [path])
     end
   end
 
   defp unsettle_if_edited(state, _source, _path, _interpreted_text), do: state
+
+  # `sources` leave the baseline (the next reload sees them as changed) and
+  # `beam_paths` are not the loaded code (it loads them, changed or not).
+  defp unsettle(state, sources, beam_paths) do
+    %{
+      state
+      | sources: SourceTree.forget(state.sources, sources),
+        beams: Enum.reduce(beam_paths, state.beams, &Map.put(&2, &1, @unloaded_beam))
+    }
+  end
+
+  defp loaded_code?(state, beam_path), do: Map.get(state.beams, beam_path) != @unloaded_beam
 
   # -- reload -------------------------------------------------------------
 
@@ -601,21 +609,21 @@ defmodule DebugReload.CodeReloadManager do
   # The beams the compile may overwrite, read while they are still the
   # loaded code, so that a failed reload can load them back.
   defp old_binaries(state) do
-    for {path, digest} <- state.beams,
-        digest != @unloaded_beam,
+    for {path, _digest} <- state.beams,
         module = Beam.module_from_path(path),
-        restorable?(module, state),
+        restorable?(module, path, state),
         {:ok, binary} <- [File.read(path)],
         into: state.rolled_back,
         do: {module, {path, binary}}
   end
 
-  # Loaded native code a reload replaces and might have to put back.
-  # Interpreted modules keep theirs in `interpreted`; a rolled-back
-  # module's running code is already kept.
-  defp restorable?(module, state) do
-    not Map.has_key?(state.interpreted, module) and not Map.has_key?(state.rolled_back, module) and
-      :code.is_loaded(module) != false
+  # Loaded native code a reload replaces and might have to put back, from
+  # its beam at `path` when that is the loaded code. Interpreted modules
+  # keep theirs in `interpreted`; a rolled-back module's running code is
+  # already kept.
+  defp restorable?(module, path, state) do
+    loaded_code?(state, path) and not Map.has_key?(state.interpreted, module) and
+      not Map.has_key?(state.rolled_back, module) and :code.is_loaded(module) != false
   end
 
   defp dependency_roots(nil), do: []
@@ -808,8 +816,7 @@ defmodule DebugReload.CodeReloadManager do
   defp compiled_old_binaries(compiled, state) do
     for %{module: module, path: path, old_binary: binary} <- compiled,
         is_binary(binary),
-        Map.get(state.beams, path) != @unloaded_beam,
-        restorable?(module, state),
+        restorable?(module, path, state),
         into: state.rolled_back,
         do: {module, {path, binary}}
   end
