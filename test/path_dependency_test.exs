@@ -51,7 +51,8 @@ defmodule DebugReload.PathDependencyTest do
     %{project: project, dep: dep, server: server, lib: lib, user: user, caller: caller}
   end
 
-  # Line 4 is `x = value`, a breakpoint line.
+  # Line 4 is `x = value`, a breakpoint line. Logger compiles the
+  # dependency's application into its calls' metadata.
   defp lib_source(mod, value, tag) do
     """
     defmodule #{inspect(mod)} do
@@ -60,6 +61,8 @@ defmodule DebugReload.PathDependencyTest do
         x = #{value}
         x
       end
+      require Logger
+      def logged, do: Logger.debug("value")
     end
     """
   end
@@ -76,6 +79,17 @@ defmodule DebugReload.PathDependencyTest do
     assert [{{_, 4}, _}] = :int.all_breaks(ctx.lib)
     :int.disable_break(ctx.lib, 4)
     assert Task.await(Task.async(fn -> ctx.caller.value() end)) == 2
+  end
+
+  test "the reloaded dependency's beam is the one `mix deps.compile` writes on the command line", ctx do
+    Project.write(ctx.dep, "lib/lib.ex", lib_source(ctx.lib, 5, :one))
+    assert {:ok, %{modules: [%{action: :reinterpreted}]}} = DebugReload.reload(server: ctx.server)
+    :ok = DebugReload.await_sync(ctx.server)
+
+    beam = Path.join(ctx.project.root, "_build/dev/lib/#{ctx.dep.app}/ebin/#{ctx.lib}.beam")
+    reloaded = File.read!(beam)
+    {_, 0} = Project.mix(ctx.project, ["deps.compile", to_string(ctx.dep.app), "--force"])
+    assert File.read!(beam) == reloaded
   end
 
   test "a file deleted from the dependency unloads its module", ctx do

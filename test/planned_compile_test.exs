@@ -90,6 +90,26 @@ defmodule DebugReload.PlannedCompileTest do
     assert File.read!(beam) == reloaded
   end
 
+  # Mix 1.15 and later need no running Logger (see Remote.start_silent_logger/0).
+  @tag :elixir_1_14_only
+  test "the worker runs Logger, as `mix compile` does, with no backend whatever the config says", ctx do
+    # Its output would reach the debugged VM's standard I/O.
+    config = Path.join(ctx.project.root, "config/config.exs")
+    File.mkdir_p!(Path.dirname(config))
+    File.write!(config, "import Config\nconfig :logger, backends: [:console], level: :debug\n")
+    stop_supervised!(ctx.server)
+    start_supervised!({DebugReload, project: ctx.project.root, name: ctx.server, mix_env: "dev"})
+    DebugReload.pending(ctx.server)
+
+    Project.write(ctx.project, "lib/value.ex", value_source(ctx.mods["Value"], 4))
+    assert {:ok, _report} = DebugReload.reload(server: ctx.server)
+    assert interpreted_value(ctx.mods["Value"]) == 4
+
+    peer = :sys.get_state(:sys.get_state(ctx.server).worker).peer
+    assert is_pid(:peer.call(peer, Process, :whereis, [Logger]))
+    assert :peer.call(peer, :gen_event, :which_handlers, [Logger]) == [Logger.Config]
+  end
+
   test "Mix catches up on a same-size edit saved within the second of its last compile", ctx do
     layout = %{
       app: ctx.project.app,

@@ -7,6 +7,7 @@ defmodule DebugReload.CompileWorker.Remote do
   @doc "Loads the project's mix.exs and config, returns its layout."
   def boot(root, env) do
     {:ok, _} = Application.ensure_all_started(:mix)
+    start_silent_logger()
     Mix.env(String.to_atom(env))
     File.cd!(root)
 
@@ -16,6 +17,22 @@ defmodule DebugReload.CompileWorker.Remote do
     end)
 
     layout(root, env)
+  end
+
+  # Mix before 1.15 compiles the application into Logger calls' metadata
+  # (of the project and of each dependency it builds) only while Logger
+  # runs, as it always does under `mix compile`; later Mix always does.
+  # So it runs here too, but prints nothing: this node's output goes to
+  # the debugged VM, whose standard I/O may be the debug adapter's.
+  # Started before the project's config is loaded, it keeps no backends
+  # whatever that config says.
+  defp start_silent_logger do
+    if Version.match?(System.version(), "< 1.15.0") do
+      Application.put_env(:logger, :backends, [], persistent: true)
+      {:ok, _} = Application.ensure_all_started(:logger)
+    end
+
+    :ok
   end
 
   @doc """
@@ -322,11 +339,11 @@ defmodule DebugReload.CompileWorker.Remote do
   end
 
   # Logger calls are compiled with the application as metadata, read from
-  # the :logger environment at compile time. `mix compile` on the command
-  # line sets it: Mix 1.14 only while Logger runs, which it always does
-  # there but never in this node; later Mix unconditionally. So it is set
-  # here, around Mix's compile task as well as the planned compile, or
-  # the beams would differ from the command line's (and lose the metadata).
+  # the :logger environment at compile time. Mix's compile task sets it
+  # (see start_silent_logger/0); a planned compile does not go through
+  # that task, so it is set here, or the beams would differ from the
+  # command line's (and lose the metadata). Around Mix's task as well, for
+  # the project's own beams should Logger have stopped in this node.
   # Persistent, or Mix loading :logger during its task would reset it to
   # the .app file's default.
   defp with_logger_app(app, fun) do
