@@ -31,6 +31,21 @@ defmodule DebugReload.Beam do
     end
   end
 
+  @doc """
+  The `@external_resource`s a beam declares, as written (relative ones
+  are relative to the directory it was compiled in).
+  """
+  @spec external_resources(binary()) :: [String.t()]
+  def external_resources(binary) do
+    case :beam_lib.chunks(binary, [:attributes]) do
+      {:ok, {_module, [attributes: attributes]}} ->
+        for path <- Keyword.get(attributes, :external_resource, []), is_binary(path), do: path
+
+      _ ->
+        []
+    end
+  end
+
   @doc "The source file a loaded (or interpreted) module was compiled from."
   @spec loaded_source(module()) :: String.t() | nil
   def loaded_source(module) do

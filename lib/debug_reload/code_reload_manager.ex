@@ -240,10 +240,39 @@ defmodule DebugReload.CodeReloadManager do
     end
   end
 
-  defp start_planner(%{boot_error: nil, project: %Project{} = project} = state),
-    do: %{state | planner: Planner.new(project)}
+  # The resources join the baseline only now, once Mix's manifests are
+  # read: those edited since the last compile are not what the loaded code
+  # came from, and the first reload sees them as changed.
+  defp start_planner(%{boot_error: nil, project: %Project{} = project} = state) do
+    state = with_planner(state, Planner.new(project))
+    resources = Planner.external_resources(state.planner)
+    unsettle(state, Staleness.edited_since_compile(project, resources), [])
+  end
 
   defp start_planner(state), do: state
+
+  # The graph and the files the tree scans move together: besides the
+  # sources, the `@external_resource`s Mix's manifests record, so that an
+  # edited template or data file reloads the modules built from it.
+  defp with_planner(state, planner),
+    do: %{
+      state
+      | planner: planner,
+        sources: SourceTree.track(state.sources, Planner.external_resources(planner))
+    }
+
+  # The resources of the beams just loaded, as they are right after the
+  # compile that read them: one a module starts to declare is followed at
+  # once, before Mix's manifests (see with_planner/2) record it.
+  defp resources_of(loads, state) do
+    roots = Map.new(Project.compiled_apps(state.project), &{&1.ebin, &1.root})
+
+    for info <- loads,
+        root = roots[Path.dirname(info.path)],
+        root != nil,
+        path <- Beam.external_resources(info.binary),
+        do: Path.expand(path, root)
+  end
 
   defp auto_watch(%{auto: nil} = state), do: state
 
@@ -771,9 +800,9 @@ defmodule DebugReload.CodeReloadManager do
       state
       | sync_pending: false,
         full_compile: not in_step?,
-        stray_beams: Map.take(beams, diff.changed ++ diff.added),
-        planner: Planner.refresh(state.planner)
+        stray_beams: Map.take(beams, diff.changed ++ diff.added)
     }
+    |> with_planner(Planner.refresh(state.planner))
   end
 
   defp synced?({status, _diagnostics, _output}), do: status in [:ok, :noop]
@@ -837,7 +866,7 @@ defmodule DebugReload.CodeReloadManager do
     }
 
     {plan, planner} = Planner.resolve(state.planner, report.files, beams)
-    {%{report | plan: plan, warnings: report.warnings ++ plan.warnings}, %{state | planner: planner}}
+    {%{report | plan: plan, warnings: report.warnings ++ plan.warnings}, with_planner(state, planner)}
   end
 
   defp compile_error_message(diagnostics, output) do
@@ -938,7 +967,8 @@ defmodule DebugReload.CodeReloadManager do
 
         state = %{
           state
-          | sources: SourceTree.accept(state.sources, changes),
+          | sources:
+              state.sources |> SourceTree.accept(changes) |> SourceTree.track_also(resources_of(loads, state)),
             beams: update_beams(state.beams, beams, loaded_paths, skipped, outcome.entries),
             old_binaries: %{},
             rolled_back: %{},

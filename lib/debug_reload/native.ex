@@ -93,6 +93,14 @@ defmodule DebugReload.Native do
   @spec source_tree_changes(reference(), [String.t()] | nil) :: map()
   def source_tree_changes(_tree, _scope), do: not_loaded()
 
+  @doc """
+  Makes `resources` part of the tree's scans besides its walk; returns
+  the baseline entries added (those newly tracked, as they are now) and
+  the paths that left the baseline (those no longer tracked).
+  """
+  @spec source_tree_track(reference(), [String.t()]) :: {snapshot(), [String.t()]}
+  def source_tree_track(_tree, _resources), do: not_loaded()
+
   @doc "Moves the tree's baseline: `digests` are current, `removed` are gone."
   @spec source_tree_accept(reference(), snapshot(), [String.t()]) :: :ok
   def source_tree_accept(_tree, _digests, _removed), do: not_loaded()

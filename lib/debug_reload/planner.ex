@@ -226,6 +226,17 @@ defmodule DebugReload.Planner do
     Native.plan_graph_plan(planner.graph, request(planner, changes, []), outcome, :term)
   end
 
+  @doc """
+  The files the project's compiled code was built from besides its
+  sources: every `@external_resource` Mix's manifests record (absolute,
+  sorted).
+  """
+  @spec external_resources(t()) :: [String.t()]
+  def external_resources(%__MODULE__{manifest: nil}), do: []
+
+  def external_resources(%__MODULE__{manifest: manifest}),
+    do: manifest.sources |> Enum.flat_map(& &1.external) |> Enum.uniq() |> Enum.sort()
+
   @doc "Reads the manifests again and updates the graph, after a compile nobody planned."
   @spec refresh(t()) :: t()
   def refresh(%__MODULE__{graph: nil} = planner), do: new(planner.root, planner.layouts)

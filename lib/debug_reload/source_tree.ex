@@ -13,9 +13,9 @@ defmodule DebugReload.SourceTree do
   alias DebugReload.Native
 
   @enforce_keys [:ref, :digests]
-  defstruct [:ref, :digests]
+  defstruct [:ref, :digests, resources: MapSet.new()]
 
-  @type t :: %__MODULE__{ref: reference(), digests: Native.snapshot()}
+  @type t :: %__MODULE__{ref: reference(), digests: Native.snapshot(), resources: MapSet.t(String.t())}
 
   @typedoc "A change set with the new `:digests` of the changed and added files."
   @type changes :: %{
@@ -49,6 +49,28 @@ defmodule DebugReload.SourceTree do
     :ok = Native.source_tree_accept(tree.ref, digests, removed)
     %{tree | digests: tree.digests |> Map.drop(removed) |> Map.merge(digests)}
   end
+
+  @doc """
+  Scans `resources` (files compiled code was built from, outside the
+  walk: `@external_resource`s) with the tree from now on. Those newly
+  tracked join the baseline as they are now; those no longer tracked
+  leave it.
+  """
+  @spec track(t(), Enumerable.t()) :: t()
+  def track(tree, resources) do
+    resources = MapSet.new(resources)
+
+    if MapSet.equal?(resources, tree.resources) do
+      tree
+    else
+      {joined, dropped} = Native.source_tree_track(tree.ref, MapSet.to_list(resources))
+      %{tree | digests: tree.digests |> Map.drop(dropped) |> Map.merge(joined), resources: resources}
+    end
+  end
+
+  @doc "Tracks `resources` as well as those tracked already (see `track/2`)."
+  @spec track_also(t(), [String.t()]) :: t()
+  def track_also(tree, resources), do: track(tree, MapSet.union(tree.resources, MapSet.new(resources)))
 
   @doc "Drops `paths` from the baseline: the next scan reports them as added."
   @spec forget(t(), [String.t()]) :: t()

@@ -6,10 +6,15 @@
 
 use crate::scan::{self, ScanError};
 use debug_reload_core::changes::{self, ChangeSet, Snapshot};
+use std::collections::BTreeSet;
+use std::path::Path;
 
 pub struct SourceTree {
     roots: Vec<String>,
     extensions: Vec<String>,
+    /// Files outside the walk that compiled code was built from (see
+    /// [`SourceTree::track`]).
+    resources: BTreeSet<String>,
     baseline: Snapshot,
 }
 
@@ -30,6 +35,7 @@ impl SourceTree {
         let tree = SourceTree {
             roots,
             extensions,
+            resources: BTreeSet::new(),
             baseline,
         };
         (tree, errors)
@@ -62,9 +68,15 @@ impl SourceTree {
     }
 
     // The usual question, asked at every reload: one sorted pass over the
-    // tree against the baseline, keeping only what changed.
+    // tree and the resources against the baseline, keeping only what
+    // changed.
     fn changes_everywhere(&self) -> TreeChanges {
-        let (files, mut errors) = scan::sources(&self.roots, &self.extensions);
+        let (mut files, mut errors) = scan::sources(&self.roots, &self.extensions);
+        if !self.resources.is_empty() {
+            files.extend(self.resources.iter().cloned());
+            files.sort_unstable();
+            files.dedup();
+        }
         let current = scan::digests(files, &mut errors);
         let (set, digests) = changes::diff_sorted(&self.baseline, current);
         TreeChanges {
@@ -72,6 +84,46 @@ impl SourceTree {
             digests,
             errors,
         }
+    }
+
+    /// Makes `resources` (absolute paths: the files compiled code read,
+    /// such as `@external_resource`s) part of every scan besides the
+    /// walk of the roots. Those newly tracked join the baseline as they
+    /// are now, unless already in it; those no longer tracked leave it,
+    /// unless the walk finds them anyway. Returns what joined the baseline
+    /// and what left it.
+    pub fn track(&mut self, resources: Vec<String>) -> (Snapshot, Vec<String>) {
+        let resources: BTreeSet<String> = resources.into_iter().collect();
+        let dropped: Vec<String> = self
+            .resources
+            .difference(&resources)
+            .filter(|path| !self.walked(path) && self.baseline.contains_key(*path))
+            .cloned()
+            .collect();
+        let fresh: Vec<String> = resources
+            .iter()
+            .filter(|path| !self.baseline.contains_key(*path))
+            .cloned()
+            .collect();
+        let (joined, _unreadable) = scan::digest_paths(&fresh);
+        for path in &dropped {
+            self.baseline.remove(path);
+        }
+        self.baseline.extend(joined.clone());
+        self.resources = resources;
+        (joined, dropped)
+    }
+
+    // Whether the walk of the roots lists `path`.
+    fn walked(&self, path: &str) -> bool {
+        let matches_extension = self.extensions.iter().any(|e| path.ends_with(e.as_str()));
+        matches_extension
+            && self.roots.iter().any(|root| {
+                Path::new(path).strip_prefix(root).is_ok_and(|rel| {
+                    rel.components()
+                        .all(|c| !scan::IGNORED_DIRS.iter().any(|d| c.as_os_str() == *d))
+                })
+            })
     }
 
     /// Moves the baseline: `digests` are now current, `removed` are gone.
@@ -153,6 +205,43 @@ mod tests {
         assert_eq!(changes.set.removed, vec![c]);
         assert_eq!(changes.set.unchanged, 1);
         assert!(tree.baseline().contains_key(&b));
+    }
+
+    #[test]
+    fn tracked_resources_are_scanned_with_the_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "lib/a.ex", "a");
+        let data = write(tmp.path(), "priv/data.txt", "one");
+        let listed = write(tmp.path(), "lib/b.ex", "b");
+        let mut tree = tree(&tmp.path().join("lib"));
+        fs::write(&data, "edited before tracking").unwrap();
+
+        // They join the baseline as they are when first tracked; a file
+        // the walk lists already is in it.
+        let (joined, dropped) = tree.track(vec![data.clone(), listed.clone()]);
+        assert_eq!(
+            joined.keys().cloned().collect::<Vec<_>>(),
+            vec![data.clone()]
+        );
+        assert!(dropped.is_empty());
+        assert!(tree.changes(None).set.is_empty());
+
+        fs::write(&data, "two").unwrap();
+        let changes = tree.changes(None);
+        assert_eq!(changes.set.changed, vec![data.clone()]);
+        assert_eq!(changes.set.unchanged, 2);
+        tree.accept(changes.digests, &changes.set.removed);
+        assert!(tree.changes(None).set.is_empty());
+
+        fs::remove_file(&data).unwrap();
+        assert_eq!(tree.changes(None).set.removed, vec![data.clone()]);
+
+        // No longer tracked: out of the baseline, but not the walk's own.
+        let (joined, dropped) = tree.track(vec![]);
+        assert!(joined.is_empty());
+        assert_eq!(dropped, vec![data]);
+        assert!(tree.baseline().contains_key(&listed));
+        assert!(tree.changes(None).set.is_empty());
     }
 
     #[test]

@@ -120,6 +120,17 @@ fn source_tree_changes(
     }
 }
 
+/// Tracks `resources` besides the walk (see `SourceTree::track`); returns
+/// the baseline entries added and the paths that left the baseline.
+#[rustler::nif(schedule = "DirtyIo")]
+fn source_tree_track(
+    tree: ResourceArc<SourceTreeResource>,
+    resources: Vec<String>,
+) -> (HashMap<String, String>, Vec<String>) {
+    let (joined, dropped) = tree.with(|t| t.track(resources));
+    (joined.into_iter().collect(), dropped)
+}
+
 /// Moves the baseline: `digests` are current now, `removed` are gone.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn source_tree_accept(

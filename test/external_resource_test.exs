@@ -1,0 +1,99 @@
+defmodule DebugReload.ExternalResourceTest do
+  # A file a module reads at compile time (`@external_resource`: templates,
+  # data, schemas) is edited during a debug session: the module that
+  # declares it is recompiled and reloaded, as `mix compile` would.
+  use ExUnit.Case, async: false
+
+  alias DebugReload.Test.Project
+
+  setup do
+    n = System.unique_integer([:positive])
+    page = Module.concat(["ExtRes#{n}", "Page"])
+
+    project =
+      Project.create(%{
+        "priv/greeting.txt" => "hello",
+        "lib/page.ex" => """
+        defmodule #{inspect(page)} do
+          @external_resource "priv/greeting.txt"
+          @greeting File.read!("priv/greeting.txt")
+          def greeting do
+            g = @greeting
+            g
+          end
+        end
+        """
+      })
+
+    Project.interpret([page])
+    server = :"ext_res_#{n}"
+    start_supervised!({DebugReload, project: project.root, name: server, mix_env: "dev"}, id: server)
+    DebugReload.pending(server)
+    on_exit(fn -> Project.cleanup(project, [page]) end)
+    %{project: project, page: page, server: server}
+  end
+
+  defp greeting(page), do: Task.await(Task.async(fn -> page.greeting() end))
+
+  test "an edited resource recompiles and reloads the module that declares it", ctx do
+    :ok = :int.break(ctx.page, 5)
+    resource = Project.write(ctx.project, "priv/greeting.txt", "bye")
+
+    assert {:ok, dry} = DebugReload.reload(server: ctx.server, dry_run: true)
+    assert dry.files.changed == [resource]
+    page_file = Project.path(ctx.project, "lib/page.ex")
+    assert [%{path: ^page_file, certainty: :definite}] = dry.plan.files
+
+    assert {:ok, report} = DebugReload.reload(server: ctx.server)
+    assert report.files.changed == [resource]
+    assert [%{module: page, action: :reinterpreted}] = report.modules
+    assert page == ctx.page
+    assert [{{_, 5}, _}] = :int.all_breaks(ctx.page)
+    :int.disable_break(ctx.page, 5)
+    assert greeting(ctx.page) == "bye"
+
+    assert {:ok, %{status: :noop}} = DebugReload.reload(server: ctx.server)
+  end
+
+  test "a resource a module starts to declare is followed from the reload that compiled it", ctx do
+    Project.write(ctx.project, "priv/farewell.txt", "ciao")
+
+    Project.write(ctx.project, "lib/page.ex", """
+    defmodule #{inspect(ctx.page)} do
+      @external_resource "priv/greeting.txt"
+      @external_resource "priv/farewell.txt"
+      @greeting File.read!("priv/greeting.txt") <> " " <> File.read!("priv/farewell.txt")
+      def greeting do
+        g = @greeting
+        g
+      end
+    end
+    """)
+
+    assert {:ok, %{modules: [%{action: :reinterpreted}]}} = DebugReload.reload(server: ctx.server)
+    assert greeting(ctx.page) == "hello ciao"
+
+    farewell = Project.write(ctx.project, "priv/farewell.txt", "adieu")
+    assert {:ok, report} = DebugReload.reload(server: ctx.server)
+    assert report.files.changed == [farewell]
+    assert greeting(ctx.page) == "hello adieu"
+  end
+
+  test "a resource edited after the last compile, before the session started, is reloaded", ctx do
+    stop_supervised!(ctx.server)
+    resource = Project.write(ctx.project, "priv/greeting.txt", "early")
+    # Mix compares whole seconds: dated after the compile, as a later edit is.
+    {:ok, %{mtime: compiled_at}} =
+      File.stat(Path.join(ctx.project.ebin, "../.mix/compile.elixir"), time: :posix)
+
+    File.touch!(resource, compiled_at + 1)
+    start_supervised!({DebugReload, project: ctx.project.root, name: ctx.server, mix_env: "dev"})
+    DebugReload.pending(ctx.server)
+
+    assert {:ok, report} = DebugReload.reload(server: ctx.server)
+    assert resource in (report.files.changed ++ report.files.added)
+    assert [%{module: page, action: :reinterpreted}] = report.modules
+    assert page == ctx.page
+    assert greeting(ctx.page) == "early"
+  end
+end
