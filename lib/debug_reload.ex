@@ -78,7 +78,10 @@ defmodule DebugReload do
   Watches the project's sources and reloads after every save.
 
   The manager starts a `DebugReload.Watcher` on the source directories of
-  the project's apps and of its `path:` dependencies. Each batch of saves
+  the project's apps and of its `path:` dependencies, and on the files the
+  compiled code was built from besides them (`@external_resource`s, such
+  as templates; followed as modules start or stop declaring them). Each
+  batch of saves
   runs the reload `reload/1` runs, and its report goes to every subscriber
   (see `subscribe/1`) as `{:debug_reload, report}`, so a debug adapter can
   tell the editor about reloads nobody asked for. Starting the manager

@@ -35,6 +35,20 @@ defmodule DebugReload.ExternalResourceTest do
 
   defp greeting(page), do: Task.await(Task.async(fn -> page.greeting() end))
 
+  defp two_resources_source(page) do
+    """
+    defmodule #{inspect(page)} do
+      @external_resource "priv/greeting.txt"
+      @external_resource "priv/farewell.txt"
+      @greeting File.read!("priv/greeting.txt") <> " " <> File.read!("priv/farewell.txt")
+      def greeting do
+        g = @greeting
+        g
+      end
+    end
+    """
+  end
+
   test "an edited resource recompiles and reloads the module that declares it", ctx do
     :ok = :int.break(ctx.page, 5)
     resource = Project.write(ctx.project, "priv/greeting.txt", "bye")
@@ -58,17 +72,7 @@ defmodule DebugReload.ExternalResourceTest do
   test "a resource a module starts to declare is followed from the reload that compiled it", ctx do
     Project.write(ctx.project, "priv/farewell.txt", "ciao")
 
-    Project.write(ctx.project, "lib/page.ex", """
-    defmodule #{inspect(ctx.page)} do
-      @external_resource "priv/greeting.txt"
-      @external_resource "priv/farewell.txt"
-      @greeting File.read!("priv/greeting.txt") <> " " <> File.read!("priv/farewell.txt")
-      def greeting do
-        g = @greeting
-        g
-      end
-    end
-    """)
+    Project.write(ctx.project, "lib/page.ex", two_resources_source(ctx.page))
 
     assert {:ok, %{modules: [%{action: :reinterpreted}]}} = DebugReload.reload(server: ctx.server)
     assert greeting(ctx.page) == "hello ciao"
@@ -77,6 +81,24 @@ defmodule DebugReload.ExternalResourceTest do
     assert {:ok, report} = DebugReload.reload(server: ctx.server)
     assert report.files.changed == [farewell]
     assert greeting(ctx.page) == "hello adieu"
+  end
+
+  test "watching reloads on a resource's save, also of one a module starts to declare", ctx do
+    :ok = DebugReload.watch(server: ctx.server, debounce: 50)
+    :ok = DebugReload.subscribe(ctx.server)
+
+    resource = Project.write(ctx.project, "priv/greeting.txt", "watched")
+    assert_receive {:debug_reload, %{status: :ok, files: %{changed: [^resource]}}}, 60_000
+    assert greeting(ctx.page) == "watched"
+
+    Project.write(ctx.project, "priv/farewell.txt", "ciao")
+    page_file = Project.write(ctx.project, "lib/page.ex", two_resources_source(ctx.page))
+    assert_receive {:debug_reload, %{status: :ok, files: %{changed: [^page_file]}}}, 60_000
+    assert greeting(ctx.page) == "watched ciao"
+
+    farewell = Project.write(ctx.project, "priv/farewell.txt", "adieu")
+    assert_receive {:debug_reload, %{status: :ok, files: %{changed: [^farewell]}}}, 60_000
+    assert greeting(ctx.page) == "watched adieu"
   end
 
   test "a resource edited after the last compile, before the session started, is reloaded", ctx do

@@ -153,7 +153,7 @@ defmodule DebugReload.WatchTest do
       assert {:error, "debounce must be" <> _} = Watcher.start(["/tmp"], debounce: 0)
 
       assert {:error, "watch roots must be absolute" <> _} =
-               Native.watch_start(self(), :t, ["lib"], [".ex"], 100, nil)
+               Native.watch_start(self(), :t, ["lib"], [".ex"], [], 100, nil)
     end
   end
 

@@ -255,11 +255,32 @@ defmodule DebugReload.CodeReloadManager do
   # sources, the `@external_resource`s Mix's manifests record, so that an
   # edited template or data file reloads the modules built from it.
   defp with_planner(state, planner),
-    do: %{
+    do:
+      with_sources(
+        %{state | planner: planner},
+        SourceTree.track(state.sources, Planner.external_resources(planner))
+      )
+
+  # A running watcher follows the tracked resources: started afresh from
+  # the baseline, it reports what changed meanwhile.
+  defp with_sources(%{watcher: %Watcher{files: files, debounce: debounce}} = state, sources) do
+    state = %{state | sources: sources}
+
+    if files == Enum.sort(MapSet.to_list(sources.resources)) do
       state
-      | planner: planner,
-        sources: SourceTree.track(state.sources, Planner.external_resources(planner))
-    }
+    else
+      case watch([debounce: debounce], state) do
+        {:ok, state} ->
+          state
+
+        {{:error, reason}, state} ->
+          Logger.error("debug_reload: automatic reload is off: #{reason}")
+          state
+      end
+    end
+  end
+
+  defp with_sources(state, sources), do: %{state | sources: sources}
 
   # The resources of the beams just loaded, as they are right after the
   # compile that read them: one a module starts to declare is followed at
@@ -364,7 +385,7 @@ defmodule DebugReload.CodeReloadManager do
   # subscribers like any other. A full one, not one scoped to the batch:
   # files the batch did not name may recompile too (a macro's users).
   def handle_info({:debug_reload_watch, ref, batch}, %{watcher: %Watcher{ref: ref}} = state) do
-    if Watcher.sources?(batch, state.project) do
+    if Watcher.sources?(batch, state.project, state.watcher.files) do
       {{_tag, report}, state} = run_reload([], state)
       {:noreply, state, {:continue, {:after_reload, report}}}
     else
@@ -399,7 +420,11 @@ defmodule DebugReload.CodeReloadManager do
     state = unwatch(state)
     # From the digests the loaded code came from: an edit made before the
     # watch started is in the first batch.
-    opts = Keyword.merge([baseline: state.sources.digests], Keyword.take(opts, [:debounce]))
+    opts =
+      Keyword.merge(
+        [baseline: state.sources.digests, files: MapSet.to_list(state.sources.resources)],
+        Keyword.take(opts, [:debounce])
+      )
 
     with [_ | _] = roots <- Watcher.roots(state.project),
          {:ok, watcher} <- Watcher.start(roots, opts) do
@@ -967,13 +992,14 @@ defmodule DebugReload.CodeReloadManager do
 
         state = %{
           state
-          | sources:
-              state.sources |> SourceTree.accept(changes) |> SourceTree.track_also(resources_of(loads, state)),
+          | sources: SourceTree.accept(state.sources, changes),
             beams: update_beams(state.beams, beams, loaded_paths, skipped, outcome.entries),
             old_binaries: %{},
             rolled_back: %{},
             old_code_in_use: outcome.old_code_in_use
         }
+
+        state = with_sources(state, SourceTree.track_also(state.sources, resources_of(loads, state)))
 
         report = %{
           report

@@ -138,9 +138,9 @@ defmodule DebugReload.Native do
   Starts a file watcher sending batches to `owner` as
   `{:debug_reload_watch, tag, batch}`; see `DebugReload.Watcher`.
   """
-  @spec watch_start(pid(), term(), [String.t()], [String.t()], pos_integer(), snapshot() | nil) ::
+  @spec watch_start(pid(), term(), [String.t()], [String.t()], [String.t()], pos_integer(), snapshot() | nil) ::
           {:ok, reference()} | {:error, String.t()}
-  def watch_start(_owner, _tag, _roots, _extensions, _debounce_ms, _baseline), do: not_loaded()
+  def watch_start(_owner, _tag, _roots, _extensions, _files, _debounce_ms, _baseline), do: not_loaded()
 
   @doc "Stops a watcher and waits until its thread and OS watch are released."
   @spec watch_stop(reference()) :: :ok | {:error, :timeout}

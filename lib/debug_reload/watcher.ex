@@ -14,8 +14,10 @@ defmodule DebugReload.Watcher do
   save of unchanged content, sends nothing.
 
   Only source files count (see `extensions/0`) below the given roots,
-  outside `_build`, `deps` and `.git`. Directories created later, and
-  roots that do not exist yet, are picked up as they appear.
+  outside `_build`, `deps` and `.git`, and the single files named with
+  `:files` (resources code is built from, wherever they are). Directories
+  created later, and roots and named files that do not exist yet, are
+  picked up as they appear.
 
   Each batch arrives as
 
@@ -32,12 +34,13 @@ defmodule DebugReload.Watcher do
   alias DebugReload.Watcher.LogForwarder
 
   @enforce_keys [:ref, :resource, :roots, :debounce]
-  defstruct [:ref, :resource, :roots, :debounce]
+  defstruct [:ref, :resource, :roots, :debounce, files: []]
 
   @type t :: %__MODULE__{
           ref: reference(),
           resource: reference(),
           roots: [String.t()],
+          files: [String.t()],
           debounce: pos_integer()
         }
   @type batch :: %{changed: [String.t()], added: [String.t()], removed: [String.t()]}
@@ -63,6 +66,8 @@ defmodule DebugReload.Watcher do
   Options:
 
     * `:debounce` - the window in ms (default #{@default_debounce})
+    * `:files` - absolute paths of single files to report too, whatever
+      their name and wherever they are (they need not exist yet)
     * `:owner` - the process batches go to (default: the caller); the
       watcher stops when it exits
     * `:baseline` - `%{path => digest}` (as `DebugReload.Native.scan_sources/2`
@@ -75,24 +80,32 @@ defmodule DebugReload.Watcher do
     debounce = Keyword.get(opts, :debounce, @default_debounce)
     owner = Keyword.get(opts, :owner, self())
     baseline = Keyword.get(opts, :baseline)
+    files = Keyword.get(opts, :files, [])
 
-    with :ok <- validate(roots, debounce, baseline) do
+    with :ok <- validate(roots, files, debounce, baseline) do
       # Without a forwarder the watcher still works, silently.
       _ = LogForwarder.ensure_started()
       ref = make_ref()
       roots = Enum.map(roots, &Path.expand/1)
+      files = files |> Enum.map(&Path.expand/1) |> Enum.uniq() |> Enum.sort()
 
-      case Native.watch_start(owner, ref, roots, @extensions, debounce, baseline) do
-        {:ok, resource} -> {:ok, %__MODULE__{ref: ref, resource: resource, roots: roots, debounce: debounce}}
-        {:error, reason} -> {:error, reason}
+      case Native.watch_start(owner, ref, roots, @extensions, files, debounce, baseline) do
+        {:ok, resource} ->
+          {:ok, %__MODULE__{ref: ref, resource: resource, roots: roots, files: files, debounce: debounce}}
+
+        {:error, reason} ->
+          {:error, reason}
       end
     end
   end
 
-  defp validate(roots, debounce, baseline) do
+  defp validate(roots, files, debounce, baseline) do
     cond do
       not is_list(roots) or roots == [] or not Enum.all?(roots, &is_binary/1) ->
         {:error, "roots must be a non-empty list of directory paths, got: #{inspect(roots)}"}
+
+      not is_list(files) or not Enum.all?(files, &is_binary/1) ->
+        {:error, "files must be a list of file paths, got: #{inspect(files)}"}
 
       not is_integer(debounce) or debounce < 1 ->
         {:error, "debounce must be a positive number of milliseconds, got: #{inspect(debounce)}"}
@@ -111,10 +124,11 @@ defmodule DebugReload.Watcher do
 
   @doc """
   Whether `batch` names a source the project compiles (its apps' or its
-  path dependencies'). Other files, such as an `.exs` script under `lib/`,
-  do not count.
+  path dependencies'), or one of `files`. Other files, such as an `.exs`
+  script under `lib/`, do not count.
   """
-  @spec sources?(batch(), Project.t()) :: boolean()
-  def sources?(batch, %Project{} = project),
-    do: Enum.any?(batch.changed ++ batch.added ++ batch.removed, &Project.source?(project, &1))
+  @spec sources?(batch(), Project.t(), [String.t()]) :: boolean()
+  def sources?(batch, %Project{} = project, files \\ []) do
+    Enum.any?(batch.changed ++ batch.added ++ batch.removed, &(Project.source?(project, &1) or &1 in files))
+  end
 end

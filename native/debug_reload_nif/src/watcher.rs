@@ -69,6 +69,7 @@ fn watch_start<'a>(
     tag: Term<'a>,
     roots: Vec<String>,
     extensions: Vec<String>,
+    files: Vec<String>,
     debounce_ms: u64,
     baseline: Option<HashMap<String, String>>,
 ) -> Term<'a> {
@@ -76,6 +77,7 @@ fn watch_start<'a>(
     let options = Options {
         roots: roots.into_iter().map(PathBuf::from).collect(),
         extensions,
+        files: files.into_iter().map(PathBuf::from).collect(),
         debounce: Duration::from_millis(debounce_ms),
         baseline: baseline.map(|b| b.into_iter().collect()),
     };

@@ -2,14 +2,18 @@
 //! Pure: no file system access, so every rule is a unit test.
 
 use debug_reload_io::scan::IGNORED_DIRS;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The source files of a project: files below one of `roots` whose name
-/// ends with one of `extensions`, outside [`IGNORED_DIRS`].
+/// ends with one of `extensions`, outside [`IGNORED_DIRS`], and the
+/// single `files` named besides them (resources code is built from,
+/// wherever they are).
 #[derive(Debug, Clone)]
 pub struct SourceFilter {
     roots: Vec<PathBuf>,
     extensions: Vec<String>,
+    files: BTreeSet<PathBuf>,
 }
 
 impl SourceFilter {
@@ -26,7 +30,18 @@ impl SourceFilter {
         SourceFilter {
             roots: outer,
             extensions,
+            files: BTreeSet::new(),
         }
+    }
+
+    /// The same filter, counting `files` as sources too.
+    pub fn with_files(mut self, files: impl IntoIterator<Item = PathBuf>) -> Self {
+        self.files = files.into_iter().collect();
+        self
+    }
+
+    pub fn files(&self) -> &BTreeSet<PathBuf> {
+        &self.files
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -38,9 +53,14 @@ impl SourceFilter {
     }
 
     /// True for a root or anything below one, unless a directory between
-    /// the root and `path` is ignored (`lib/deps/x.ex`). Directories and
-    /// files alike: a directory event may stand for the files inside it.
+    /// the root and `path` is ignored (`lib/deps/x.ex`), and for the named
+    /// files. Directories and files alike: a directory event may stand for
+    /// the files inside it.
     pub fn within(&self, path: &Path) -> bool {
+        self.files.contains(path) || self.within_roots(path)
+    }
+
+    fn within_roots(&self, path: &Path) -> bool {
         self.roots.iter().any(|root| match path.strip_prefix(root) {
             Ok(rel) => !rel
                 .components()
@@ -49,15 +69,49 @@ impl SourceFilter {
         })
     }
 
-    /// True for a source file name within the roots. Editor lock files
-    /// (`.#worker.ex`, Emacs) look like sources but are not.
+    /// True for a named file, and for a source file name within the
+    /// roots. Editor lock files (`.#worker.ex`, Emacs) look like sources
+    /// but are not.
     pub fn is_source(&self, path: &Path) -> bool {
+        if self.files.contains(path) {
+            return true;
+        }
         let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else {
             return false;
         };
         !name.starts_with(".#")
             && self.extensions.iter().any(|e| name.ends_with(e.as_str()))
-            && self.within(path)
+            && self.within_roots(path)
+    }
+
+    /// The watches this filter needs (see [`watch_targets`]): the roots',
+    /// and for each named file outside them, the entries of its directory
+    /// (or of its nearest existing ancestor, to see the directory appear).
+    pub fn watch_targets(&self, is_dir: impl Fn(&Path) -> bool) -> Vec<(PathBuf, Depth)> {
+        let mut targets = watch_targets(&self.roots, &is_dir);
+        for file in &self.files {
+            let Some(dir) = file.ancestors().skip(1).find(|a| is_dir(a)) else {
+                continue;
+            };
+            let covered = targets
+                .iter()
+                .any(|(p, d)| *d == Depth::Recursive && dir.starts_with(p));
+            if !covered && !targets.iter().any(|(p, _)| p == dir) {
+                targets.push((dir.to_path_buf(), Depth::Entries));
+            }
+        }
+        targets
+    }
+
+    /// True when `path` is a missing root, or a missing directory on the way
+    /// to one or to a named file: its creation means the watches must be
+    /// recomputed.
+    pub fn opens_watch(&self, path: &Path) -> bool {
+        opens_root(&self.roots, path)
+            || self
+                .files
+                .iter()
+                .any(|f| f.parent().is_some_and(|dir| dir.starts_with(path)))
     }
 }
 
@@ -74,7 +128,7 @@ pub enum Depth {
 /// The watches that cover `roots`: each existing root recursively, and for
 /// a missing root the entries of its nearest existing ancestor (unless an
 /// existing root already covers that ancestor).
-pub fn watch_targets(roots: &[PathBuf], is_dir: impl Fn(&Path) -> bool) -> Vec<(PathBuf, Depth)> {
+pub fn watch_targets(roots: &[PathBuf], is_dir: &impl Fn(&Path) -> bool) -> Vec<(PathBuf, Depth)> {
     let recursive: Vec<&PathBuf> = roots.iter().filter(|r| is_dir(r)).collect();
     let covered = |p: &Path| recursive.iter().any(|r| p.starts_with(r));
     let mut targets: Vec<(PathBuf, Depth)> = recursive
@@ -170,7 +224,7 @@ mod tests {
     fn missing_roots_are_watched_through_their_nearest_existing_ancestor() {
         let dirs: HashSet<PathBuf> = ["/", "/p", "/p/lib", "/q"].map(PathBuf::from).into();
         let roots = ["/p/lib", "/p/src", "/p/apps/a/lib", "/q/x/y"].map(PathBuf::from);
-        let targets = watch_targets(&roots, |p| dirs.contains(p));
+        let targets = watch_targets(&roots, &|p: &Path| dirs.contains(p));
         assert_eq!(
             targets,
             vec![
@@ -186,9 +240,47 @@ mod tests {
         let dirs: HashSet<PathBuf> = ["/p", "/p/lib"].map(PathBuf::from).into();
         let roots = ["/p/lib", "/p/lib/gen"].map(PathBuf::from);
         assert_eq!(
-            watch_targets(&roots, |p| dirs.contains(p)),
+            watch_targets(&roots, &|p: &Path| dirs.contains(p)),
             vec![(PathBuf::from("/p/lib"), Depth::Recursive)]
         );
+    }
+
+    #[test]
+    fn named_files_are_sources_wherever_they_are() {
+        let f = filter().with_files([PathBuf::from("/p/priv/page.html.heex")]);
+        assert!(f.is_source(Path::new("/p/priv/page.html.heex")));
+        assert!(f.within(Path::new("/p/priv/page.html.heex")));
+        assert!(!f.is_source(Path::new("/p/priv/other.html.heex")));
+        assert!(!f.within(Path::new("/p/priv")));
+        // The roots' sources still count.
+        assert!(f.is_source(Path::new("/p/lib/a.ex")));
+    }
+
+    #[test]
+    fn named_files_are_watched_through_their_directory_unless_a_root_covers_it() {
+        let dirs: HashSet<PathBuf> = ["/", "/p", "/p/lib", "/p/lib/t", "/p/priv"]
+            .map(PathBuf::from)
+            .into();
+        let f = SourceFilter::new([PathBuf::from("/p/lib")], vec![".ex".into()]).with_files(
+            [
+                "/p/priv/a.txt",
+                "/p/priv/b.txt",
+                "/p/lib/t/page.heex",
+                "/p/gone/c.txt",
+            ]
+            .map(PathBuf::from),
+        );
+        assert_eq!(
+            f.watch_targets(|p| dirs.contains(p)),
+            vec![
+                (PathBuf::from("/p/lib"), Depth::Recursive),
+                (PathBuf::from("/p"), Depth::Entries),
+                (PathBuf::from("/p/priv"), Depth::Entries),
+            ]
+        );
+        // Creating the missing directory recomputes the watches.
+        assert!(f.opens_watch(Path::new("/p/gone")));
+        assert!(!f.opens_watch(Path::new("/p/priv/a.txt")));
     }
 
     #[test]

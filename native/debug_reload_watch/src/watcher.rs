@@ -10,7 +10,7 @@
 //! touched path is digested and compared with the digest last seen.
 
 use crate::batch::{Batch, Digests, Probe, Window};
-use crate::filter::{self, Depth, SourceFilter};
+use crate::filter::{Depth, SourceFilter};
 use crate::joined::{JoinedWatcher, LoopExit};
 use crate::runtime;
 use debug_reload_core::changes::Snapshot;
@@ -37,6 +37,9 @@ pub struct Options {
     pub roots: Vec<PathBuf>,
     /// File name endings that count as sources (".ex").
     pub extensions: Vec<String>,
+    /// Absolute paths of single files that count as sources wherever they
+    /// are (resources code is built from); they need not exist yet.
+    pub files: Vec<PathBuf>,
     /// A batch closes once no event has arrived for this long.
     pub debounce: Duration,
     /// Digests of the sources the caller's code was built from. When
@@ -63,7 +66,8 @@ impl Watch {
     {
         validate(&options)?;
         let handle = runtime::handle()?;
-        let filter = SourceFilter::new(options.roots.clone(), options.extensions.clone());
+        let filter = SourceFilter::new(options.roots.clone(), options.extensions.clone())
+            .with_files(options.files.iter().cloned());
         let (events_tx, events_rx) = tokio_mpsc::unbounded_channel();
         let (per_file, tick) = debouncer_timing(options.debounce);
         let loop_exit = LoopExit::prepare();
@@ -82,7 +86,12 @@ impl Watch {
         add_watches(&mut notifier, &filter, &mut watched)?;
 
         // Digest after the watches exist, so no edit falls between the two.
-        let roots: BTreeSet<PathBuf> = filter.roots().iter().cloned().collect();
+        let roots: BTreeSet<PathBuf> = filter
+            .roots()
+            .iter()
+            .chain(filter.files())
+            .cloned()
+            .collect();
         let baseline = options.baseline.clone();
         let mut digests = Digests::new(baseline.clone().unwrap_or_default());
         let initial = digests.settle(&roots, &filter, |p| probe(p, &filter));
@@ -164,6 +173,12 @@ fn validate(options: &Options) -> Result<(), String> {
             relative.display()
         ));
     }
+    if let Some(relative) = options.files.iter().find(|f| !f.is_absolute()) {
+        return Err(format!(
+            "watched files must be absolute, got: {}",
+            relative.display()
+        ));
+    }
     if options.extensions.is_empty() {
         return Err("no source extensions to watch".into());
     }
@@ -199,7 +214,7 @@ fn add_watches(
     watched: &mut Vec<(PathBuf, Depth)>,
 ) -> Result<Vec<PathBuf>, String> {
     let mut opened = Vec::new();
-    for (path, depth) in filter::watch_targets(filter.roots(), Path::is_dir) {
+    for (path, depth) in filter.watch_targets(Path::is_dir) {
         if watched.iter().any(|(p, d)| *p == path && *d == depth) {
             continue;
         }
@@ -342,10 +357,11 @@ impl Task {
                 // The kernel dropped events: only a full comparison is safe.
                 tracing::warn!("file events were lost; rescanning every source directory");
                 touched.extend(self.filter.roots().iter().cloned());
+                touched.extend(self.filter.files().iter().cloned());
                 relevant = true;
             }
             for path in &event.paths {
-                reopen |= filter::opens_root(self.filter.roots(), path);
+                reopen |= self.filter.opens_watch(path);
                 if self.filter.within(path) {
                     touched.insert(path.clone());
                     relevant = true;
@@ -358,6 +374,10 @@ impl Task {
                     relevant |= !opened.is_empty();
                     // Files may have landed in it before the watch did.
                     touched.extend(opened);
+                    if !self.filter.files().is_empty() {
+                        relevant = true;
+                        touched.extend(self.filter.files().iter().cloned());
+                    }
                 }
                 Err(e) => tracing::warn!("{e}"),
             }

@@ -12,10 +12,19 @@ const WINDOW: Duration = Duration::from_millis(150);
 const ARRIVES: Duration = Duration::from_secs(10);
 
 fn start(root: &Path, baseline: Option<Vec<(&str, &str)>>) -> (Watch, Receiver<Batch>) {
+    start_with_files(root, baseline, &[])
+}
+
+fn start_with_files(
+    root: &Path,
+    baseline: Option<Vec<(&str, &str)>>,
+    files: &[&str],
+) -> (Watch, Receiver<Batch>) {
     let (tx, rx) = channel();
     let options = Options {
         roots: vec![root.join("lib"), root.join("src")],
         extensions: [".ex", ".exs", ".erl", ".hrl"].map(String::from).to_vec(),
+        files: files.iter().map(|f| root.join(f)).collect(),
         debounce: WINDOW,
         baseline: baseline.map(|b| {
             b.into_iter()
@@ -143,10 +152,34 @@ fn a_dropped_receiver_stops_the_watcher() {
 }
 
 #[test]
+fn named_files_outside_the_roots_are_watched_even_before_their_directory_exists() {
+    let (_tmp, root) = project();
+    write(&root, "priv/greeting.txt", "hello");
+    let (watch, rx) = start_with_files(&root, None, &["priv/greeting.txt", "data/later.json"]);
+    let greeting = write(&root, "priv/greeting.txt", "bye");
+    let batch = rx.recv_timeout(ARRIVES).expect("a batch");
+    assert_eq!(batch.changed, vec![greeting]);
+    quiet(&rx);
+
+    // Other files in its directory are not sources; a named file whose
+    // directory appears later is seen, and so is its removal.
+    write(&root, "priv/other.txt", "x");
+    quiet(&rx);
+    let later = write(&root, "data/later.json", "{}");
+    let batch = rx.recv_timeout(ARRIVES).expect("a batch");
+    assert_eq!(batch.added, vec![later.clone()]);
+    fs::remove_file(&later).unwrap();
+    let batch = rx.recv_timeout(ARRIVES).expect("a batch");
+    assert_eq!(batch.removed, vec![later]);
+    assert!(watch.stop_and_wait(ARRIVES));
+}
+
+#[test]
 fn bad_options_are_clear_errors() {
     let options = |roots: Vec<PathBuf>, debounce| Options {
         roots,
         extensions: vec![".ex".into()],
+        files: vec![],
         debounce,
         baseline: None,
     };
