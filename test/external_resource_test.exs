@@ -101,6 +101,41 @@ defmodule DebugReload.ExternalResourceTest do
     assert greeting(ctx.page) == "watched adieu"
   end
 
+  test "a module that asks to be recompiled (__mix_recompile__?/0) is, though no file it declares changed",
+       ctx do
+    # As Phoenix's embed_templates does for the templates a wildcard
+    # matches: a new one changes no known file.
+    templates = Module.concat(ctx.page, Templates)
+    on_exit(fn -> Project.cleanup(ctx.project, [templates]) end)
+    Project.write(ctx.project, "priv/templates/a.txt", "a")
+
+    Project.write(ctx.project, "lib/templates.ex", """
+    defmodule #{inspect(templates)} do
+      paths = Path.wildcard(Path.join(__DIR__, "../priv/templates/*.txt"))
+      for path <- paths, do: @external_resource(path)
+      @names Enum.map(paths, &Path.basename(&1, ".txt"))
+      @hash :erlang.md5(Enum.join(paths, ","))
+      def names do
+        n = @names
+        n
+      end
+      def __mix_recompile__? do
+        :erlang.md5(Enum.join(Path.wildcard(Path.join(__DIR__, "../priv/templates/*.txt")), ",")) != @hash
+      end
+    end
+    """)
+
+    assert {:ok, %{modules: [%{module: ^templates}]}} = DebugReload.reload(server: ctx.server)
+    Project.interpret([templates])
+    assert {:ok, %{status: :noop}} = DebugReload.reload(server: ctx.server)
+
+    Project.write(ctx.project, "priv/templates/b.txt", "b")
+    assert {:ok, report} = DebugReload.reload(server: ctx.server)
+    assert [%{module: ^templates, action: :reinterpreted}] = report.modules
+    assert Task.await(Task.async(fn -> templates.names() end)) == ["a", "b"]
+    assert {:ok, %{status: :noop}} = DebugReload.reload(server: ctx.server)
+  end
+
   test "a resource edited after the last compile, before the session started, is reloaded", ctx do
     stop_supervised!(ctx.server)
     resource = Project.write(ctx.project, "priv/greeting.txt", "early")

@@ -629,7 +629,7 @@ defmodule DebugReload.CodeReloadManager do
       report = %Report{files: files, timings: sync_timing(%{plan_us: now() - t0_plan}, t0_plan - t0)}
 
       cond do
-        empty?(changes) and not Keyword.get(opts, :force, false) ->
+        empty?(changes) and not Keyword.get(opts, :force, false) and not recompile_wanted?(state) ->
           {{:ok, %{report | status: :noop}}, state}
 
         Keyword.get(opts, :dry_run, false) ->
@@ -650,6 +650,9 @@ defmodule DebugReload.CodeReloadManager do
       {:error, message} -> {{:error, message, %Report{}}, state}
     end
   end
+
+  defp recompile_wanted?(%{planner: %Planner{} = planner}), do: Planner.recompile_wanted?(planner)
+  defp recompile_wanted?(_state), do: false
 
   defp check_restart_files(state) do
     now = Guards.restart_files(state.root, dependency_roots(state.project))

@@ -237,6 +237,18 @@ defmodule DebugReload.Planner do
   def external_resources(%__MODULE__{manifest: manifest}),
     do: manifest.sources |> Enum.flat_map(& &1.external) |> Enum.uniq() |> Enum.sort()
 
+  @doc """
+  Whether a module of the project asks to be recompiled though none of
+  its files changed: `__mix_recompile__?/0` returns true (Phoenix's
+  templates do when a template is added), which Mix asks before every
+  compile.
+  """
+  @spec recompile_wanted?(t()) :: boolean()
+  def recompile_wanted?(%__MODULE__{index: %{recompile: [_ | _]}} = planner),
+    do: recompile_modules(planner) != []
+
+  def recompile_wanted?(%__MODULE__{}), do: false
+
   @doc "Reads the manifests again and updates the graph, after a compile nobody planned."
   @spec refresh(t()) :: t()
   def refresh(%__MODULE__{graph: nil} = planner), do: new(planner.root, planner.layouts)
