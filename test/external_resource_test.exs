@@ -134,6 +134,13 @@ defmodule DebugReload.ExternalResourceTest do
     assert [%{module: ^templates, action: :reinterpreted}] = report.modules
     assert Task.await(Task.async(fn -> templates.names() end)) == ["a", "b"]
     assert {:ok, %{status: :noop}} = DebugReload.reload(server: ctx.server)
+
+    # Watching: a file added beside the ones it declares is a reason to ask.
+    :ok = DebugReload.watch(server: ctx.server, debounce: 50)
+    :ok = DebugReload.subscribe(ctx.server)
+    Project.write(ctx.project, "priv/templates/c.txt", "c")
+    assert_receive {:debug_reload, %{status: :ok, modules: [%{module: ^templates}]}}, 60_000
+    assert Task.await(Task.async(fn -> templates.names() end)) == ["a", "b", "c"]
   end
 
   test "a resource edited after the last compile, before the session started, is reloaded", ctx do

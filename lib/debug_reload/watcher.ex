@@ -15,7 +15,9 @@ defmodule DebugReload.Watcher do
 
   Only source files count (see `extensions/0`) below the given roots,
   outside `_build`, `deps` and `.git`, and the single files named with
-  `:files` (resources code is built from, wherever they are). Directories
+  `:files` (resources code is built from, wherever they are) with the
+  files beside each of them that share its extension (a template added
+  beside templates may be one a wildcard picks up). Directories
   created later, and roots and named files that do not exist yet, are
   picked up as they appear.
 
@@ -124,11 +126,24 @@ defmodule DebugReload.Watcher do
 
   @doc """
   Whether `batch` names a source the project compiles (its apps' or its
-  path dependencies'), or one of `files`. Other files, such as an `.exs`
-  script under `lib/`, do not count.
+  path dependencies'), or one of `files` or a file like one of them (see
+  above). Other files, such as an `.exs` script under `lib/`, do not count.
   """
   @spec sources?(batch(), Project.t(), [String.t()]) :: boolean()
   def sources?(batch, %Project{} = project, files \\ []) do
-    Enum.any?(batch.changed ++ batch.added ++ batch.removed, &(Project.source?(project, &1) or &1 in files))
+    kinds = for file <- files, kind = kind(file), into: MapSet.new(), do: kind
+
+    Enum.any?(
+      batch.changed ++ batch.added ++ batch.removed,
+      &(Project.source?(project, &1) or MapSet.member?(kinds, kind(&1)))
+    )
+  end
+
+  # A file without an extension has no like.
+  defp kind(path) do
+    case Path.extname(path) do
+      "" -> nil
+      ext -> {Path.dirname(path), ext}
+    end
   end
 end

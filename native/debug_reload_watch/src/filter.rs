@@ -8,12 +8,16 @@ use std::path::{Path, PathBuf};
 /// The source files of a project: files below one of `roots` whose name
 /// ends with one of `extensions`, outside [`IGNORED_DIRS`], and the
 /// single `files` named besides them (resources code is built from,
-/// wherever they are).
+/// wherever they are), with the files like them beside them.
 #[derive(Debug, Clone)]
 pub struct SourceFilter {
     roots: Vec<PathBuf>,
     extensions: Vec<String>,
     files: BTreeSet<PathBuf>,
+    /// (directory, extension) of each named file: a file added beside
+    /// templates may be one a wildcard picks up (Phoenix's
+    /// `embed_templates`), though nobody declared it yet.
+    kinds: BTreeSet<(PathBuf, String)>,
 }
 
 impl SourceFilter {
@@ -31,12 +35,15 @@ impl SourceFilter {
             roots: outer,
             extensions,
             files: BTreeSet::new(),
+            kinds: BTreeSet::new(),
         }
     }
 
-    /// The same filter, counting `files` as sources too.
+    /// The same filter, counting `files` as sources too, and the files
+    /// beside each of them with its extension.
     pub fn with_files(mut self, files: impl IntoIterator<Item = PathBuf>) -> Self {
         self.files = files.into_iter().collect();
+        self.kinds = self.files.iter().filter_map(|f| kind(f)).collect();
         self
     }
 
@@ -57,7 +64,17 @@ impl SourceFilter {
     /// files. Directories and files alike: a directory event may stand for
     /// the files inside it.
     pub fn within(&self, path: &Path) -> bool {
-        self.files.contains(path) || self.within_roots(path)
+        self.files.contains(path) || self.like_a_named_file(path) || self.within_roots(path)
+    }
+
+    // Beside a named file, with its extension, and no hidden (editor)
+    // file: `.home.html.heex.swp` is not a template.
+    fn like_a_named_file(&self, path: &Path) -> bool {
+        !self.kinds.is_empty()
+            && !path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            && kind(path).is_some_and(|k| self.kinds.contains(&k))
     }
 
     fn within_roots(&self, path: &Path) -> bool {
@@ -73,7 +90,7 @@ impl SourceFilter {
     /// roots. Editor lock files (`.#worker.ex`, Emacs) look like sources
     /// but are not.
     pub fn is_source(&self, path: &Path) -> bool {
-        if self.files.contains(path) {
+        if self.files.contains(path) || self.like_a_named_file(path) {
             return true;
         }
         let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else {
@@ -113,6 +130,13 @@ impl SourceFilter {
                 .iter()
                 .any(|f| f.parent().is_some_and(|dir| dir.starts_with(path)))
     }
+}
+
+/// A file's directory and extension (`.heex` for `home.html.heex`).
+fn kind(path: &Path) -> Option<(PathBuf, String)> {
+    let dir = path.parent()?;
+    let ext = path.extension()?;
+    Some((dir.to_path_buf(), ext.to_string_lossy().into_owned()))
 }
 
 /// How a directory is watched.
@@ -250,8 +274,12 @@ mod tests {
         let f = filter().with_files([PathBuf::from("/p/priv/page.html.heex")]);
         assert!(f.is_source(Path::new("/p/priv/page.html.heex")));
         assert!(f.within(Path::new("/p/priv/page.html.heex")));
-        assert!(!f.is_source(Path::new("/p/priv/other.html.heex")));
+        assert!(!f.is_source(Path::new("/p/priv/other.txt")));
+        assert!(!f.is_source(Path::new("/p/priv/sub/other.html.heex")));
         assert!(!f.within(Path::new("/p/priv")));
+        // Files like it beside it may be ones a wildcard picks up.
+        assert!(f.is_source(Path::new("/p/priv/other.html.heex")));
+        assert!(!f.is_source(Path::new("/p/priv/.other.html.heex.swp")));
         // The roots' sources still count.
         assert!(f.is_source(Path::new("/p/lib/a.ex")));
     }

@@ -161,10 +161,14 @@ fn named_files_outside_the_roots_are_watched_even_before_their_directory_exists(
     assert_eq!(batch.changed, vec![greeting]);
     quiet(&rx);
 
-    // Other files in its directory are not sources; a named file whose
-    // directory appears later is seen, and so is its removal.
-    write(&root, "priv/other.txt", "x");
+    // Of the other files in its directory, only those like it count (a
+    // template added beside templates); a named file whose directory
+    // appears later is seen, and so is its removal.
+    write(&root, "priv/notes.md", "x");
     quiet(&rx);
+    let farewell = write(&root, "priv/farewell.txt", "ciao");
+    let batch = rx.recv_timeout(ARRIVES).expect("a batch");
+    assert_eq!(batch.added, vec![farewell]);
     let later = write(&root, "data/later.json", "{}");
     let batch = rx.recv_timeout(ARRIVES).expect("a batch");
     assert_eq!(batch.added, vec![later.clone()]);
