@@ -69,6 +69,23 @@ defmodule DebugReload.ExternalResourceTest do
     assert {:ok, %{status: :noop}} = DebugReload.reload(server: ctx.server)
   end
 
+  test "what changed since the last compile (`mix debug_reload.plan` with no files) counts resources", ctx do
+    planner = :sys.get_state(ctx.server).planner
+    assert DebugReload.Planner.changed_since_compile(planner).changed == []
+
+    resource = Project.write(ctx.project, "priv/greeting.txt", "planned")
+
+    {:ok, %{mtime: compiled_at}} =
+      File.stat(Path.join(ctx.project.ebin, "../.mix/compile.elixir"), time: :posix)
+
+    # Newer than the manifest, as Mix compares.
+    File.touch!(resource, compiled_at + 1)
+    changes = DebugReload.Planner.changed_since_compile(planner)
+    assert changes.changed == [resource]
+    page_file = Project.path(ctx.project, "lib/page.ex")
+    assert [%{path: ^page_file}] = DebugReload.Planner.plan(planner, changes).files
+  end
+
   test "a resource a module starts to declare is followed from the reload that compiled it", ctx do
     Project.write(ctx.project, "priv/farewell.txt", "ciao")
 

@@ -286,8 +286,18 @@ defmodule DebugReload.Planner do
           edited?(source, manifest_mtimes[source.app], ebins[source.app]),
           do: source.path
 
+    # As Mix does, an external resource newer than the manifest.
+    resources =
+      for source <- planner.manifest.sources,
+          manifest_mtime = manifest_mtimes[source.app],
+          is_integer(manifest_mtime),
+          path <- source.external,
+          (Staleness.mtime(path) || 0) > manifest_mtime,
+          uniq: true,
+          do: path
+
     %{
-      changed: changed,
+      changed: Enum.uniq(changed ++ Enum.sort(resources)),
       added: Enum.reject(all_sources(planner), &Map.has_key?(known, &1)),
       removed: for(%{kind: :elixir, path: path} <- planner.manifest.sources, not File.exists?(path), do: path)
     }
