@@ -69,6 +69,16 @@ defmodule DebugReload.ExternalResourceTest do
     assert {:ok, %{status: :noop}} = DebugReload.reload(server: ctx.server)
   end
 
+  test "a reload scoped to a resource (`paths:`) reloads the modules built from it", ctx do
+    resource = Project.write(ctx.project, "priv/greeting.txt", "scoped")
+    assert {:ok, report} = DebugReload.reload(server: ctx.server, paths: ["priv/greeting.txt"])
+    assert report.files.changed == [resource]
+    assert [%{module: page, action: :reinterpreted}] = report.modules
+    assert page == ctx.page
+    assert greeting(ctx.page) == "scoped"
+    assert {:ok, %{status: :noop}} = DebugReload.reload(server: ctx.server)
+  end
+
   test "what changed since the last compile (`mix debug_reload.plan` with no files) counts resources", ctx do
     planner = :sys.get_state(ctx.server).planner
     assert DebugReload.Planner.changed_since_compile(planner).changed == []

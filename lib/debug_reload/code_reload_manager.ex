@@ -695,6 +695,11 @@ defmodule DebugReload.CodeReloadManager do
       abs = Path.expand(to_string(path), state.root)
 
       cond do
+        # A resource stands for the files built from it too: those are
+        # what reloads.
+        MapSet.member?(state.sources.resources, abs) ->
+          {:cont, {:ok, Enum.reverse(Planner.declaring(state.planner, abs)) ++ [abs | acc]}}
+
         not Project.inside?(state.project, abs) ->
           {:halt, {:error, "path #{path} is outside the project #{state.root}"}}
 
@@ -709,7 +714,7 @@ defmodule DebugReload.CodeReloadManager do
       end
     end)
     |> case do
-      {:ok, abs} -> {:ok, Enum.reverse(abs)}
+      {:ok, abs} -> {:ok, abs |> Enum.reverse() |> Enum.uniq()}
       error -> error
     end
   end

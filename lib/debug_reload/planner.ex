@@ -237,6 +237,13 @@ defmodule DebugReload.Planner do
   def external_resources(%__MODULE__{manifest: manifest}),
     do: manifest.sources |> Enum.flat_map(& &1.external) |> Enum.uniq() |> Enum.sort()
 
+  @doc "The sources that declare `resource` as an `@external_resource`, per Mix's manifests."
+  @spec declaring(t(), String.t()) :: [String.t()]
+  def declaring(%__MODULE__{manifest: nil}, _resource), do: []
+
+  def declaring(%__MODULE__{manifest: manifest}, resource),
+    do: for(%{path: path, external: external} <- manifest.sources, resource in external, do: path)
+
   @doc """
   Whether a module of the project asks to be recompiled though none of
   its files changed: `__mix_recompile__?/0` returns true (Phoenix's
