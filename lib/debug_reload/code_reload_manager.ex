@@ -266,18 +266,9 @@ defmodule DebugReload.CodeReloadManager do
   defp with_sources(%{watcher: %Watcher{files: files, debounce: debounce}} = state, sources) do
     state = %{state | sources: sources}
 
-    if files == Enum.sort(MapSet.to_list(sources.resources)) do
-      state
-    else
-      case watch([debounce: debounce], state) do
-        {:ok, state} ->
-          state
-
-        {{:error, reason}, state} ->
-          Logger.error("debug_reload: automatic reload is off: #{reason}")
-          state
-      end
-    end
+    if files == Enum.sort(MapSet.to_list(sources.resources)),
+      do: state,
+      else: watch_or_log([debounce: debounce], state)
   end
 
   defp with_sources(state, sources), do: %{state | sources: sources}
@@ -296,9 +287,11 @@ defmodule DebugReload.CodeReloadManager do
   end
 
   defp auto_watch(%{auto: nil} = state), do: state
+  defp auto_watch(state), do: watch_or_log(state.auto, state)
 
-  defp auto_watch(state) do
-    case watch(state.auto, state) do
+  # Watching nobody asked for just now: a failure is logged, not returned.
+  defp watch_or_log(opts, state) do
+    case watch(opts, state) do
       {:ok, state} ->
         state
 
