@@ -338,7 +338,11 @@ defmodule DebugReload.PlannerTest do
         "apps/core/lib/b.ex" => "defmodule #{ns}.Core.B do\n  def b, do: #{ns}.Core.Mac.v()\nend\n",
         "apps/web/lib/c.ex" =>
           "defmodule #{ns}.Web.C do\n  require #{ns}.Core.Mac\n  def c, do: #{ns}.Core.Mac.m()\nend\n",
-        "apps/web/lib/d.ex" => "defmodule #{ns}.Web.D do\n  def d, do: #{ns}.Core.B.b()\nend\n"
+        "apps/web/lib/d.ex" => "defmodule #{ns}.Web.D do\n  def d, do: #{ns}.Core.B.b()\nend\n",
+        # Relative to the child app, where Mix compiles it.
+        "apps/web/priv/t.txt" => "t",
+        "apps/web/lib/e.ex" =>
+          "defmodule #{ns}.Web.E do\n  @external_resource \"priv/t.txt\"\n  def e, do: #{inspect("t")}\nend\n"
       })
 
       {_, 0} = mix(root, ["compile"])
@@ -367,9 +371,20 @@ defmodule DebugReload.PlannerTest do
       assert Enum.find(plan.files, &(&1.app == :web)).explanation =~
                "compile-time (`require #{ns}.Core.Mac` at apps/web/lib/c.ex:2)"
 
+      # A child app's resources are the child's, wherever Mix runs.
+      resource = Path.join(root, "apps/web/priv/t.txt")
+      assert Planner.external_resources(planner) == [resource]
+      assert Planner.declaring(planner, resource) == [Path.join(root, "apps/web/lib/e.ex")]
+
+      assert paths(Planner.plan(planner, %{changed: [resource], added: [], removed: []}), :definite) ==
+               [Path.join(root, "apps/web/lib/e.ex")]
+
       # Mix compares manifest mtimes in whole seconds: back-date both apps'
       # manifests, or a compile within the same second as the first one
       # hides core's change from web (failed once in a clean-clone run).
+      # The resource, unchanged, goes back further, or it would look newer.
+      File.touch!(resource, System.os_time(:second) - 10)
+
       for app <- ["core", "web"],
           do:
             File.touch!(
