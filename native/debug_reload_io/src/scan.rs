@@ -151,7 +151,20 @@ fn collect(dir: &Path, filter: &Filter, files: &mut Vec<String>, errors: &mut Ve
     }
 }
 
-fn matches_extension(path: &Path, extensions: &[String]) -> bool {
+/// True for a root or anything below one, unless a directory between the
+/// root and `path` is one of [`IGNORED_DIRS`] (`lib/deps/x.ex`): what the
+/// walk of the roots reaches.
+pub fn below_root<R: AsRef<Path>>(path: &Path, roots: &[R]) -> bool {
+    roots.iter().any(|root| {
+        path.strip_prefix(root).is_ok_and(|rel| {
+            !rel.components()
+                .any(|c| IGNORED_DIRS.iter().any(|d| c.as_os_str() == *d))
+        })
+    })
+}
+
+/// True when the file name of `path` ends with one of `extensions`.
+pub fn matches_extension(path: &Path, extensions: &[String]) -> bool {
     path.file_name()
         .is_some_and(|name| name_matches(name, extensions))
 }

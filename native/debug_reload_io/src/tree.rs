@@ -116,14 +116,8 @@ impl SourceTree {
 
     // Whether the walk of the roots lists `path`.
     fn walked(&self, path: &str) -> bool {
-        let matches_extension = self.extensions.iter().any(|e| path.ends_with(e.as_str()));
-        matches_extension
-            && self.roots.iter().any(|root| {
-                Path::new(path).strip_prefix(root).is_ok_and(|rel| {
-                    rel.components()
-                        .all(|c| !scan::IGNORED_DIRS.iter().any(|d| c.as_os_str() == *d))
-                })
-            })
+        let path = Path::new(path);
+        scan::matches_extension(path, &self.extensions) && scan::below_root(path, &self.roots)
     }
 
     /// Moves the baseline: `digests` are now current, `removed` are gone.

@@ -1,12 +1,12 @@
 //! Which paths a watcher cares about, and what it asks the OS to watch.
 //! Pure: no file system access, so every rule is a unit test.
 
-use debug_reload_io::scan::IGNORED_DIRS;
+use debug_reload_io::scan;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The source files of a project: files below one of `roots` whose name
-/// ends with one of `extensions`, outside [`IGNORED_DIRS`], and the
+/// ends with one of `extensions`, outside [`scan::IGNORED_DIRS`], and the
 /// single `files` named besides them (resources code is built from,
 /// wherever they are), with the files like them beside them.
 #[derive(Debug, Clone)]
@@ -78,12 +78,7 @@ impl SourceFilter {
     }
 
     fn within_roots(&self, path: &Path) -> bool {
-        self.roots.iter().any(|root| match path.strip_prefix(root) {
-            Ok(rel) => !rel
-                .components()
-                .any(|c| IGNORED_DIRS.iter().any(|d| c.as_os_str() == *d)),
-            Err(_) => false,
-        })
+        scan::below_root(path, &self.roots)
     }
 
     /// True for a named file, and for a source file name within the
