@@ -245,7 +245,7 @@ defmodule DebugReload.CodeReloadManager do
   # came from, and the first reload sees them as changed.
   defp start_planner(%{boot_error: nil, project: %Project{} = project} = state) do
     state = with_planner(state, Planner.new(project))
-    resources = Planner.external_resources(state.planner)
+    resources = MapSet.to_list(state.sources.resources)
     unsettle(state, Staleness.edited_since_compile(project, resources), [])
   end
 
