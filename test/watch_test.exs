@@ -169,7 +169,9 @@ defmodule DebugReload.WatchTest do
 
       # unwatch
       {:ok, w} = Watcher.start([lib(p)])
-      watching = resources()
+      # A thread names itself once it runs, and nothing waits for the
+      # debouncer's to run: wait, boundedly, to read both names.
+      watching = await_resources(&(&1.notify_threads == 2))
       assert watching.notify_threads == 2 and watching.inotify_fds == 1
       assert watching.threads > baseline.threads and watching.fds > baseline.fds
       :ok = Watcher.stop(w)
@@ -239,8 +241,9 @@ defmodule DebugReload.WatchTest do
     |> elem(1)
   end
 
-  # notify's event loop thread ends right after the watcher is dropped;
-  # wait for it, boundedly, and return the last reading.
+  # notify's threads name themselves once running and its event loop
+  # thread ends right after the watcher is dropped: wait, boundedly, and
+  # return the last reading.
   defp await_resources(done?, timeout \\ 5_000) do
     deadline = System.monotonic_time(:millisecond) + timeout
 
