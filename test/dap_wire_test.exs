@@ -19,7 +19,6 @@ defmodule DebugReload.DAPWireTest do
     Code.prepend_path(#{inspect(project.ebin)})
     {:module, _} = :int.ni(#{inspect(calc)})
     {:ok, _} = DebugReload.start_link(project: #{inspect(project.root)}, mix_env: "dev")
-    DebugReload.pending()
     DebugReload.DAP.Stdio.serve()
     """
 
