@@ -51,10 +51,10 @@ defmodule DebugReload.Test.DapCheck do
 
   defp binary do
     dir = System.get_env("CARGO_TARGET_DIR") || Path.join(@root, "target")
-    path = Path.join([dir, "release", "dap-check"])
+    path = Path.join([dir, "dap-check", "dap-check"])
 
     File.exists?(path) ||
-      flunk("#{path} is missing: run `cargo build --release -p dap_check` (make test does)")
+      flunk("#{path} is missing: run `cargo build --profile dap-check -p dap_check` (make test does)")
 
     path
   end

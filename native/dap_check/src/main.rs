@@ -9,6 +9,7 @@
 
 use jsonschema::Validator;
 use serde_json::{json, Value};
+use std::collections::hash_map::{Entry, HashMap};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -36,6 +37,9 @@ fn run() -> Result<bool, String> {
     let definitions = read_json(schema_path)?["definitions"].clone();
     let checks = input["checks"].as_array().ok_or("missing \"checks\"")?;
 
+    // Building a validator compiles the whole DAP schema: once per
+    // definition and body schema, not once per message.
+    let mut validators: HashMap<(String, String), Validator> = HashMap::new();
     let mut all_ok = true;
     for (i, check) in checks.iter().enumerate() {
         let definition = check["definition"]
@@ -44,7 +48,15 @@ fn run() -> Result<bool, String> {
         if definitions.get(definition).is_none() {
             return Err(format!("check {i}: unknown definition {definition}"));
         }
-        let validator = validator(&definitions, definition, check.get("body"))?;
+        let body = check.get("body");
+        let key = (
+            definition.to_string(),
+            body.map(Value::to_string).unwrap_or_default(),
+        );
+        let validator = match validators.entry(key) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => slot.insert(validator(&definitions, definition, body)?),
+        };
         let errors: Vec<String> = validator
             .iter_errors(&check["message"])
             .map(|e| format!("{} at {}", e, e.instance_path()))
