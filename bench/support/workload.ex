@@ -77,6 +77,26 @@ defmodule DebugReload.Bench.Workload do
     :ok
   end
 
+  @doc """
+  Waits until a file written now is newer than the project's last Elixir
+  compile in Mix's eyes: Mix compares modification times in whole seconds,
+  and a person edits seconds after a compile, not within its second.
+  """
+  @spec await_edit_visible(Generator.t()) :: :ok
+  def await_edit_visible(project) do
+    manifest = Path.join([Path.dirname(project.ebin), ".mix", "compile.elixir"])
+
+    case File.stat(manifest, time: :posix) do
+      {:ok, %{mtime: compiled}} ->
+        wait_ms = (compiled + 1) * 1000 - System.os_time(:millisecond)
+        if wait_ms > 0, do: Process.sleep(wait_ms)
+        :ok
+
+      {:error, _} ->
+        :ok
+    end
+  end
+
   @doc "Runs mix in a fresh OS process in `root`; raises with its output on failure."
   @spec mix!(String.t(), [String.t()]) :: String.t()
   def mix!(root, args) do
