@@ -5,9 +5,9 @@ defmodule DebugReload.Bench.Chart do
   value, so the gap between reload and restart reads at a glance.
   """
 
-  @width 720
+  @width 780
   @height 440
-  @margin %{left: 78, right: 170, top: 48, bottom: 58}
+  @margin %{left: 78, right: 230, top: 48, bottom: 58}
 
   @type series :: %{label: String.t(), color: String.t(), dashed: boolean(), points: [{number(), number()}]}
 

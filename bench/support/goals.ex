@@ -28,9 +28,31 @@ defmodule DebugReload.Bench.Goals do
     Stats.median(edits.total) / Stats.median(edits.bare)
   end
 
+  @doc """
+  The restart a reload is judged against: a new debug session in a new VM
+  (`DebugReload.Bench.FreshRestart`), what people do today. Results saved
+  before it was measured fall back to the warm-VM lower bound.
+  """
+  @spec restart_total(map(), pos_integer()) :: [non_neg_integer()]
+  def restart_total(size_result, k) do
+    case size_result[:fresh_restart] do
+      %{^k => %{total: total}} -> total
+      _ -> size_result.restart[k].total
+    end
+  end
+
   @doc "restart / reload, median over median, after the same edit."
   @spec restart_ratio(map(), pos_integer()) :: float()
   def restart_ratio(size_result, k) do
+    Stats.median(restart_total(size_result, k)) / Stats.median(size_result.edits[k].total)
+  end
+
+  @doc """
+  The warm-VM restart (`DebugReload.Bench.Restart`, no VM or Mix start-up)
+  / reload: a lower bound of `restart_ratio/2`.
+  """
+  @spec warm_restart_ratio(map(), pos_integer()) :: float()
+  def warm_restart_ratio(size_result, k) do
     Stats.median(size_result.restart[k].total) / Stats.median(size_result.edits[k].total)
   end
 
@@ -40,7 +62,7 @@ defmodule DebugReload.Bench.Goals do
   """
   @spec restart_ceiling(map(), pos_integer()) :: float()
   def restart_ceiling(size_result, k) do
-    Stats.median(size_result.restart[k].total) / Stats.median(size_result.edits[k].bare)
+    Stats.median(restart_total(size_result, k)) / Stats.median(size_result.edits[k].bare)
   end
 
   @doc "All verdicts for a run."
@@ -73,14 +95,17 @@ defmodule DebugReload.Bench.Goals do
         size >= 200 do
       smaller = for {other, r} <- ratios, other < size and other >= 200, do: r
 
+      s = Enum.find(sizes, &(&1.size == size))
+
       %{
         goal:
           "reload ≥ #{@restart_ratio}× faster than a restart (#{size} modules, #{plural(k, "module")} edited)" <>
             if(smaller != [], do: ", and more than at smaller sizes", else: ""),
         met: ratio >= @restart_ratio and Enum.all?(smaller, &(ratio > &1)),
         detail:
-          "#{Stats.times(ratio)} (a reload costing only the bare compile would reach " <>
-            "#{Stats.times(restart_ceiling(Enum.find(sizes, &(&1.size == size)), k))})"
+          "#{Stats.times(ratio)}#{if s[:fresh_restart], do: " against a new debug session", else: ""} " <>
+            "(a reload costing only the bare compile would reach #{Stats.times(restart_ceiling(s, k))}; " <>
+            "against the warm-VM lower bound: #{Stats.times(warm_restart_ratio(s, k))})"
       }
     end
   end

@@ -131,8 +131,9 @@ defmodule DebugReload.Bench.Markdown do
         m = fn key -> median_ms(Map.fetch!(e, key)) end
 
         "| #{Stats.thousands(s.size)} | #{k} | #{m.(:total)} | #{m.(:plan)} | #{m.(:compile)} | #{m.(:load)} | #{m.(:breakpoints)} | " <>
-          "#{planned(e)} | #{m.(:bare)} | #{Stats.times(Goals.bare_ratio(s, k))} | #{Stats.ms(Stats.median(s.restart[k].total))} | " <>
-          "#{Stats.times(Goals.restart_ratio(s, k))} | #{catch_up(e)} |"
+          "#{planned(e)} | #{m.(:bare)} | #{Stats.times(Goals.bare_ratio(s, k))} | " <>
+          "#{Stats.ms(Stats.median(Goals.restart_total(s, k)))} | #{Stats.times(Goals.restart_ratio(s, k))} | " <>
+          "#{Stats.times(Goals.warm_restart_ratio(s, k))} | #{catch_up(e)} |"
       end
 
     """
@@ -152,12 +153,14 @@ defmodule DebugReload.Bench.Markdown do
     relative to the project root, the project's application as Logger's compile-time application),
     in an ebin of its own from which, as Mix does before it recompiles files, their beams are
     removed first (untimed; with the old beams in reach, a file needing another edited module at
-    compile time would use its stale beam instead of waiting for it). *restart* is the lower bound described below, after
-    the same edit. The one-module edit is a service in the middle of the call layers; the five
-    modules include one in the bottom layer, which almost every service calls, directly or not.
+    compile time would use its stale beam instead of waiting for it). *restart* is a new debug
+    session in a new VM after the same edit, and *warm* the same ratio against the warm-VM lower
+    bound; both are described below. The one-module edit is a service in the middle of the call
+    layers; the five modules include one in the bottom layer, which almost every service calls,
+    directly or not.
 
-    | modules | edited | reload | plan | compile | load | bp | planned | bare | reload / bare | restart | restart / reload | catch-up |
-    |---|---|---|---|---|---|---|---|---|---|---|---|---|
+    | modules | edited | reload | plan | compile | load | bp | planned | bare | reload / bare | restart | restart / reload | warm / reload | catch-up |
+    |---|---|---|---|---|---|---|---|---|---|---|---|---|---|
     #{Enum.join(rows, "\n")}
 
     ![reload and restart time against project size](bench_reload_vs_restart.svg)
@@ -170,7 +173,38 @@ defmodule DebugReload.Bench.Markdown do
   defp catch_up(%{catch_up: samples}), do: median_ms(samples)
   defp catch_up(_samples), do: "—"
 
-  defp restart(%{sizes: sizes}) do
+  defp restart(%{sizes: sizes}), do: fresh_restart(sizes) <> "\n" <> warm_restart(sizes)
+
+  defp fresh_restart(sizes) do
+    rows =
+      for %{fresh_restart: fresh} = s <- sizes, k <- fresh |> Map.keys() |> Enum.sort() do
+        m = fn key -> Stats.ms(Stats.median(Map.fetch!(fresh[k], key))) end
+
+        "| #{Stats.thousands(s.size)} | #{k} | #{m.(:total)} | #{m.(:start_and_compile)} | #{m.(:interpret)} | " <>
+          "#{m.(:breakpoints_and_app)} |"
+      end
+
+    if rows == [] do
+      ""
+    else
+      """
+      ### Restart (what users do today): a new debug session
+
+      The old session's VM is gone; a new one runs `mix run` in the project, as a debug adapter
+      launching a session does: Mix starts, its compile task compiles the edit, then every module
+      matching the patterns is interpreted with `:int.ni/1`, the 20 breakpoints are set and the
+      application is started. Timed from the OS process's spawn until the session is ready (each
+      run checks that it compiled the edited files and interpreted every module). *start and
+      compile* is everything before the interpretation: the VM boot, Mix and the compile.
+
+      | modules | edited | restart | start and compile | interpret all | breakpoints and app start |
+      |---|---|---|---|---|---|
+      #{Enum.join(rows, "\n")}
+      """
+    end
+  end
+
+  defp warm_restart(sizes) do
     rows =
       for s <- sizes, k <- s.restart |> Map.keys() |> Enum.sort() do
         r = s.restart[k]
@@ -180,7 +214,7 @@ defmodule DebugReload.Bench.Markdown do
       end
 
     """
-    ### Restart (what users do today), lower bound
+    ### Restart in a warm VM, lower bound
 
     In the same VM, with a warm Mix node: Mix's incremental compile of the edit, `:int.ni/1` of every
     module, the 20 breakpoints. A real restart also boots a VM and starts Mix and the application,
@@ -422,7 +456,7 @@ defmodule DebugReload.Bench.Markdown do
     if missed != [] do
       cases =
         Enum.map_join(missed, "; ", fn {s, k} ->
-          r = s.restart[k]
+          r = judged_restart(s, k)
 
           "#{Stats.thousands(s.size)} modules, #{k} edited: #{Stats.times(Goals.restart_ratio(s, k))} " <>
             "(restart #{Stats.ms(Stats.median(r.total))}, of which interpreting " <>
@@ -444,7 +478,11 @@ defmodule DebugReload.Bench.Markdown do
     end
   end
 
-  defp compile_bound(s, k), do: Stats.median(s.restart[k].total) / Stats.median(s.edits[k].compile)
+  defp compile_bound(s, k), do: Stats.median(Goals.restart_total(s, k)) / Stats.median(s.edits[k].compile)
+
+  # The restart the goal was judged against (see Goals.restart_total/2).
+  defp judged_restart(%{fresh_restart: %{} = fresh}, k), do: fresh[k]
+  defp judged_restart(s, k), do: s.restart[k]
 
   defp bound_sentence(bounded, beatable) do
     where = fn cases -> Enum.map_join(cases, " and ", fn {s, k} -> "#{Stats.thousands(s.size)}/#{k}" end) end

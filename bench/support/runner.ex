@@ -25,6 +25,7 @@ defmodule DebugReload.Bench.Runner do
     Criterion,
     EditReload,
     Endurance,
+    FreshRestart,
     Goals,
     MacroReload,
     Markdown,
@@ -111,8 +112,10 @@ defmodule DebugReload.Bench.Runner do
     extras = if size == Enum.min(config.sizes), do: extras(workload, server, config), else: %{}
     Session.stop(Map.get(extras, :server, server))
 
-    log("#{size} modules: restarts")
+    log("#{size} modules: restarts in this VM")
     restart = Restart.run(workload, config.runs)
+    log("#{size} modules: restarts in a new VM")
+    fresh_restart = FreshRestart.run(workload, config.runs)
     Workload.teardown(workload, keep: config.keep)
 
     size_result = %{
@@ -123,7 +126,8 @@ defmodule DebugReload.Bench.Runner do
       edits: edits,
       noop: noop,
       macro: macro,
-      restart: restart
+      restart: restart,
+      fresh_restart: fresh_restart
     }
 
     log("#{size} modules: done")
@@ -163,8 +167,9 @@ defmodule DebugReload.Bench.Runner do
 
   defp chart(%{sizes: sizes}) do
     series = [
-      {"restart, 5 modules", "#e67e22", false, fn s -> s.restart[5].total end},
-      {"restart, 1 module", "#c0392b", false, fn s -> s.restart[1].total end},
+      {"restart, 5 modules", "#e67e22", false, &Goals.restart_total(&1, 5)},
+      {"restart, 1 module", "#c0392b", false, &Goals.restart_total(&1, 1)},
+      {"warm-VM restart, 1 module", "#c0392b", true, fn s -> s.restart[1].total end},
       {"reload, 5 modules", "#2471a3", false, fn s -> s.edits[5].total end},
       {"reload, 1 module", "#1e8449", false, fn s -> s.edits[1].total end},
       {"bare compile, 1 module", "#7f8c8d", true, fn s -> s.edits[1].bare end}
@@ -184,11 +189,21 @@ defmodule DebugReload.Bench.Runner do
   end
 
   defp summary(results) do
-    IO.puts("modules edited     reload      plan   compile      load        bp      bare   restart")
+    IO.puts("modules edited     reload      plan   compile      load        bp      bare   restart warm rest")
 
     for s <- results.sizes, k <- s.edits |> Map.keys() |> Enum.sort() do
       e = s.edits[k]
-      cells = [e.total, e.plan, e.compile, e.load, e.breakpoints, e.bare, s.restart[k].total]
+
+      cells = [
+        e.total,
+        e.plan,
+        e.compile,
+        e.load,
+        e.breakpoints,
+        e.bare,
+        Goals.restart_total(s, k),
+        s.restart[k].total
+      ]
 
       IO.puts(
         String.pad_leading("#{s.size}", 7) <> String.pad_leading("#{k}", 7) <> Enum.map_join(cells, &cell/1)
