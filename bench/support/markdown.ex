@@ -472,7 +472,8 @@ defmodule DebugReload.Bench.Markdown do
       """
       **reload ≥ #{Goals.restart_ratio_goal()}× faster than a restart is missed** in #{length(missed)} case(s):
       #{cases}. A reload and a restart both compile the edit; only the restart also
-      interprets every module, so the ratio can never exceed restart ÷ the reload's compile.
+      starts a VM and Mix and interprets every module, so the ratio can never exceed
+      restart ÷ the reload's compile.
       #{bound_sentence(bounded, beatable)}
       """
     end
