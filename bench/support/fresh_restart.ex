@@ -61,13 +61,7 @@ defmodule DebugReload.Bench.FreshRestart do
       for k <- edit_sizes, into: %{} do
         files = project.edit_targets |> Enum.take(k) |> Enum.map(&Generator.source(project, &1))
 
-        samples =
-          for _ <- 1..runs do
-            Workload.await_edit_visible(project)
-            version = System.unique_integer([:positive, :monotonic])
-            Enum.each(files, &Generator.set_constant(&1, "edit", version))
-            restart(project, script, breakpoints, k)
-          end
+        samples = for _ <- 1..runs, do: measure(project, files, {script, breakpoints})
 
         {k, collect(samples)}
       end
@@ -76,7 +70,40 @@ defmodule DebugReload.Bench.FreshRestart do
     results
   end
 
-  defp restart(project, script, breakpoints, edited) do
+  # A restart whose Mix found nothing to compile measured no restart: it
+  # is discarded, said so with the timestamps Mix compares, and tried
+  # again (rarely, the edit right after the warm restarts' last compile
+  # was not stale to Mix; not understood yet).
+  defp measure(project, files, session, attempts \\ 3) do
+    Workload.await_edit_visible(project)
+    version = System.unique_integer([:positive, :monotonic])
+    Enum.each(files, &Generator.set_constant(&1, "edit", version))
+
+    case restart(project, session, length(files)) do
+      {:ok, sample} ->
+        sample
+
+      {:not_compiled, _output} when attempts > 1 ->
+        IO.puts(
+          :stderr,
+          "[bench] fresh restart discarded, Mix compiled nothing: #{timestamps(project, files)}"
+        )
+
+        measure(project, files, session, attempts - 1)
+
+      {:not_compiled, output} ->
+        raise "fresh restart compiled nothing, #{timestamps(project, files)}:\n#{output}"
+    end
+  end
+
+  defp timestamps(project, files) do
+    manifest = Path.join([Path.dirname(project.ebin), ".mix", "compile.elixir"])
+    mtime = fn path -> with {:ok, stat} <- File.stat(path, time: :posix), do: stat.mtime end
+
+    "now #{System.os_time(:second)}, manifest #{inspect(mtime.(manifest))}, edited #{inspect(Enum.map(files, mtime))}"
+  end
+
+  defp restart(project, {script, breakpoints}, edited) do
     started = System.monotonic_time(:microsecond)
 
     port =
@@ -96,16 +123,21 @@ defmodule DebugReload.Bench.FreshRestart do
     [count, interpret, rest] =
       lines |> hd() |> String.split() |> Enum.take(-3) |> Enum.map(&String.to_integer/1)
 
-    check!(project, lines, edited, count)
-
     total = ready_at - started
 
-    %{
-      total: total,
-      start_and_compile: total - interpret - rest,
-      interpret: interpret,
-      breakpoints_and_app: rest
-    }
+    if compiled(lines) == nil do
+      {:not_compiled, output(lines)}
+    else
+      check!(project, lines, edited, count)
+
+      {:ok,
+       %{
+         total: total,
+         start_and_compile: total - interpret - rest,
+         interpret: interpret,
+         breakpoints_and_app: rest
+       }}
+    end
   end
 
   defp await_ready(port, lines) do
@@ -136,8 +168,7 @@ defmodule DebugReload.Bench.FreshRestart do
   # The measurement must be of a restart that compiled the edit and
   # interpreted the whole project.
   defp check!(project, lines, edited, count) do
-    compiled =
-      Enum.find_value(lines, &Regex.run(~r/^Compiling (\d+) files? \(\.ex\)/, &1, capture: :all_but_first))
+    compiled = compiled(lines)
 
     compiled == [Integer.to_string(edited)] ||
       raise "fresh restart compiled #{inspect(compiled)} files, expected #{edited}:\n#{output(lines)}"
@@ -145,6 +176,9 @@ defmodule DebugReload.Bench.FreshRestart do
     count == length(project.modules) ||
       raise "fresh restart interpreted #{count} modules, expected #{length(project.modules)}"
   end
+
+  defp compiled(lines),
+    do: Enum.find_value(lines, &Regex.run(~r/^Compiling (\d+) files? \(\.ex\)/, &1, capture: :all_but_first))
 
   defp output(lines), do: lines |> Enum.reverse() |> Enum.join("\n")
 

@@ -112,6 +112,7 @@ defmodule DebugReload.Bench.Runner do
     extras = if size == Enum.min(config.sizes), do: extras(workload, server, config), else: %{}
     Session.stop(Map.get(extras, :server, server))
 
+    settle(size)
     log("#{size} modules: restarts in this VM")
     restart = Restart.run(workload, config.runs)
     log("#{size} modules: restarts in a new VM")
@@ -151,6 +152,39 @@ defmodule DebugReload.Bench.Runner do
     log("#{size} modules: #{config.saturated} reloads, calls back to back")
     saturated = workload |> Endurance.run(server, config.saturated, 0) |> Map.put(:size, size)
     %{overhead: overhead, endurance: endurance, saturated: saturated, server: server}
+  end
+
+  # Work the earlier phases left behind in this VM (the interpreter server
+  # answering a backlog of a saturated run's events, a collection) would
+  # slow the restarts, which run here or beside it: wait, boundedly, until
+  # no process is runnable, and say what was busy.
+  defp settle(size, timeout_ms \\ 120_000) do
+    busiest = busiest_queue()
+    {waited_us, _} = :timer.tc(fn -> await_quiet(System.monotonic_time(:millisecond) + timeout_ms) end)
+
+    if waited_us > 400_000 do
+      log(
+        "#{size} modules: waited #{div(waited_us, 1000)} ms for this VM to settle (longest queue before: #{inspect(busiest)})"
+      )
+    end
+  end
+
+  # Quiet: at most this process runnable, at two readings 200 ms apart.
+  defp await_quiet(deadline) do
+    quiet? = fn -> :erlang.statistics(:total_run_queue_lengths_all) <= 1 end
+
+    cond do
+      System.monotonic_time(:millisecond) > deadline -> :timeout
+      quiet?.() and (Process.sleep(200) == :ok and quiet?.()) -> :ok
+      true -> Process.sleep(50) && await_quiet(deadline)
+    end
+  end
+
+  defp busiest_queue do
+    Process.list()
+    |> Enum.map(&{&1, Process.info(&1, [:registered_name, :message_queue_len])})
+    |> Enum.reject(fn {_, info} -> is_nil(info) end)
+    |> Enum.max_by(fn {_, info} -> info[:message_queue_len] end)
   end
 
   # -- output -----------------------------------------------------------
