@@ -13,7 +13,8 @@ defmodule DebugReload.Bench.FreshRestart do
   costs beyond the interpretation.
   """
 
-  alias DebugReload.Bench.{Generator, Workload}
+  alias DebugReload.Bench.{Generator, Stats, Workload}
+  alias DebugReload.Staleness
 
   @type samples :: %{
           total: [non_neg_integer()],
@@ -63,7 +64,7 @@ defmodule DebugReload.Bench.FreshRestart do
 
         samples = for _ <- 1..runs, do: measure(project, files, {script, breakpoints})
 
-        {k, collect(samples)}
+        {k, Stats.columns(samples, [:total, :start_and_compile, :interpret, :breakpoints_and_app])}
       end
 
     File.rm_rf!(dir)
@@ -75,9 +76,7 @@ defmodule DebugReload.Bench.FreshRestart do
   # again (rarely, the edit right after the warm restarts' last compile
   # was not stale to Mix; not understood yet).
   defp measure(project, files, session, attempts \\ 3) do
-    Workload.await_edit_visible(project)
-    version = System.unique_integer([:positive, :monotonic])
-    Enum.each(files, &Generator.set_constant(&1, "edit", version))
+    Workload.edit_visibly(project, files)
 
     case restart(project, session, length(files)) do
       {:ok, sample} ->
@@ -97,10 +96,8 @@ defmodule DebugReload.Bench.FreshRestart do
   end
 
   defp timestamps(project, files) do
-    manifest = Path.join([Path.dirname(project.ebin), ".mix", "compile.elixir"])
-    mtime = fn path -> with {:ok, stat} <- File.stat(path, time: :posix), do: stat.mtime end
-
-    "now #{System.os_time(:second)}, manifest #{inspect(mtime.(manifest))}, edited #{inspect(Enum.map(files, mtime))}"
+    "now #{System.os_time(:second)}, manifest #{inspect(Staleness.mtime(Workload.elixir_manifest(project)))}, " <>
+      "edited #{inspect(Enum.map(files, &Staleness.mtime/1))}"
   end
 
   defp restart(project, {script, breakpoints}, edited) do
@@ -125,18 +122,20 @@ defmodule DebugReload.Bench.FreshRestart do
 
     total = ready_at - started
 
-    if compiled(lines) == nil do
-      {:not_compiled, output(lines)}
-    else
-      check!(project, lines, edited, count)
+    case compiled(lines) do
+      nil ->
+        {:not_compiled, output(lines)}
 
-      {:ok,
-       %{
-         total: total,
-         start_and_compile: total - interpret - rest,
-         interpret: interpret,
-         breakpoints_and_app: rest
-       }}
+      compiled ->
+        check!(project, lines, {compiled, edited}, count)
+
+        {:ok,
+         %{
+           total: total,
+           start_and_compile: total - interpret - rest,
+           interpret: interpret,
+           breakpoints_and_app: rest
+         }}
     end
   end
 
@@ -167,9 +166,7 @@ defmodule DebugReload.Bench.FreshRestart do
 
   # The measurement must be of a restart that compiled the edit and
   # interpreted the whole project.
-  defp check!(project, lines, edited, count) do
-    compiled = compiled(lines)
-
+  defp check!(project, lines, {compiled, edited}, count) do
     compiled == [Integer.to_string(edited)] ||
       raise "fresh restart compiled #{inspect(compiled)} files, expected #{edited}:\n#{output(lines)}"
 
@@ -181,10 +178,4 @@ defmodule DebugReload.Bench.FreshRestart do
     do: Enum.find_value(lines, &Regex.run(~r/^Compiling (\d+) files? \(\.ex\)/, &1, capture: :all_but_first))
 
   defp output(lines), do: lines |> Enum.reverse() |> Enum.join("\n")
-
-  defp collect(samples) do
-    for key <- [:total, :start_and_compile, :interpret, :breakpoints_and_app], into: %{} do
-      {key, Enum.map(samples, &Map.fetch!(&1, key))}
-    end
-  end
 end

@@ -11,7 +11,7 @@ defmodule DebugReload.Bench.Restart do
   old session down (`:int.nn/1` here) is not timed either.
   """
 
-  alias DebugReload.Bench.{Generator, Workload}
+  alias DebugReload.Bench.{Generator, Stats, Workload}
   alias DebugReload.CompileWorker
 
   @type samples :: %{
@@ -38,27 +38,16 @@ defmodule DebugReload.Bench.Restart do
 
         samples =
           for _ <- 1..runs do
-            Workload.await_edit_visible(project)
-            version = System.unique_integer([:positive, :monotonic])
-            Enum.each(files, &Generator.set_constant(&1, "edit", version))
+            Workload.edit_visibly(project, files)
             Enum.each(project.modules, &:int.nn/1)
             restart(workload, worker)
           end
 
-        {k, collect(samples)}
+        {k, Stats.columns(samples, [:total, :compile, :interpret, :breakpoints])}
       end
 
     GenServer.stop(worker)
     results
-  end
-
-  defp collect(samples) do
-    %{
-      total: Enum.map(samples, & &1.total),
-      compile: Enum.map(samples, & &1.compile),
-      interpret: Enum.map(samples, & &1.interpret),
-      breakpoints: Enum.map(samples, & &1.breakpoints)
-    }
   end
 
   defp restart(workload, worker) do

@@ -15,6 +15,10 @@ defmodule DebugReload.Bench.Stats do
       else: (Enum.at(sorted, mid - 1) + Enum.at(sorted, mid)) / 2
   end
 
+  @doc "Per key, the values of `samples` (maps with those keys), in order."
+  @spec columns([map()], [atom()]) :: %{atom() => [number()]}
+  def columns(samples, keys), do: Map.new(keys, fn key -> {key, Enum.map(samples, &Map.fetch!(&1, key))} end)
+
   @doc "The `p`-th percentile (0..100), nearest rank."
   @spec percentile([number()], number()) :: number()
   def percentile(samples, p) do

@@ -7,6 +7,7 @@ defmodule DebugReload.Bench.Workload do
   """
 
   alias DebugReload.Bench.Generator
+  alias DebugReload.Staleness
 
   defstruct [:project, :compile_ms, :interpret_ms, breakpoints: []]
 
@@ -84,18 +85,31 @@ defmodule DebugReload.Bench.Workload do
   """
   @spec await_edit_visible(Generator.t()) :: :ok
   def await_edit_visible(project) do
-    manifest = Path.join([Path.dirname(project.ebin), ".mix", "compile.elixir"])
+    case Staleness.mtime(elixir_manifest(project)) do
+      nil ->
+        :ok
 
-    case File.stat(manifest, time: :posix) do
-      {:ok, %{mtime: compiled}} ->
+      compiled ->
         wait_ms = (compiled + 1) * 1000 - System.os_time(:millisecond)
         if wait_ms > 0, do: Process.sleep(wait_ms)
         :ok
-
-      {:error, _} ->
-        :ok
     end
   end
+
+  @doc """
+  A body-only edit of `files` that Mix will see (see
+  `await_edit_visible/1`): a new value for their `edit` constant.
+  """
+  @spec edit_visibly(Generator.t(), [String.t()]) :: :ok
+  def edit_visibly(project, files) do
+    await_edit_visible(project)
+    version = System.unique_integer([:positive, :monotonic])
+    Enum.each(files, &Generator.set_constant(&1, "edit", version))
+  end
+
+  @doc "Mix's Elixir manifest of the project, whose mtime is its last compile."
+  @spec elixir_manifest(Generator.t()) :: String.t()
+  def elixir_manifest(project), do: Path.join([Path.dirname(project.ebin), ".mix", "compile.elixir"])
 
   @doc "Runs mix in a fresh OS process in `root`; raises with its output on failure."
   @spec mix!(String.t(), [String.t()]) :: String.t()
