@@ -146,12 +146,17 @@ defmodule DebugReload.FaultsTest do
 
   test "the manager killed mid-reload is restarted and the next reload works",
        %{project: p, mods: [m1 | _]} = ctx do
-    Project.write(p, "lib/m1.ex", source(m1, 5))
+    # The gate holds the compile, so the kill lands mid-reload however
+    # slowly the machine runs.
+    gate = Project.path(p, "compile_gate")
+    File.touch!(gate)
+    Project.write(p, "lib/m1.ex", source(m1, 5, gated_compile(gate)))
     pid = Process.whereis(ctx.server)
     task = Task.async(fn -> catch_exit(DebugReload.reload(server: ctx.server)) end)
-    Process.sleep(20)
+    await_file(gate <> ".reached")
     Process.exit(pid, :kill)
-    Task.await(task, 30_000)
+    File.touch!(gate <> ".open")
+    assert {:killed, _} = Task.await(task, 30_000)
 
     new_pid = wait_for_restart(ctx.server, pid)
     assert is_pid(new_pid)
