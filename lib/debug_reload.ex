@@ -66,9 +66,15 @@ defmodule DebugReload do
   def await_sync(server \\ __MODULE__, timeout \\ 300_000),
     do: GenServer.call(server, :await_sync, timeout)
 
-  @doc "Processes still finishing a call on old code, with their modules."
-  @spec pending(GenServer.server()) :: %{pid() => [module()]}
-  def pending(server \\ __MODULE__), do: GenServer.call(server, :pending)
+  @doc """
+  Processes still finishing a call on old code, with their modules.
+
+  The answer waits for the manager's boot (the compile worker loading the
+  project), which can take seconds on a large project: pass a `timeout`
+  longer than GenServer's default 5 s when calling right after start.
+  """
+  @spec pending(GenServer.server(), timeout()) :: %{pid() => [module()]}
+  def pending(server \\ __MODULE__, timeout \\ 5_000), do: GenServer.call(server, :pending, timeout)
 
   @doc "Sends every later report to the caller as `{:debug_reload, report}`."
   @spec subscribe(GenServer.server()) :: :ok

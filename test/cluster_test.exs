@@ -51,7 +51,7 @@ defmodule DebugReload.ClusterTest do
       id: name
     )
 
-    DebugReload.pending(name)
+    Project.await_boot(name)
 
     on_exit(fn ->
       for {peer, _node} <- peers, do: stop_peer(peer)

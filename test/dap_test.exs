@@ -17,7 +17,7 @@ defmodule DebugReload.DAPTest do
     start_supervised!({DebugReload, project: project.root, name: name, mix_env: "dev", busy_timeout: 1_000})
     # Wait for the compile worker to boot, so reloads are not slow enough
     # to add progress events.
-    DebugReload.pending(name)
+    Project.await_boot(name)
     on_exit(fn -> Project.cleanup(project, [calc, spin]) end)
     %{project: project, calc: calc, spin: spin, server: name, path: Project.path(project, "lib/calc.ex")}
   end

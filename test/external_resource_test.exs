@@ -28,7 +28,7 @@ defmodule DebugReload.ExternalResourceTest do
     Project.interpret([page])
     server = :"ext_res_#{n}"
     start_supervised!({DebugReload, project: project.root, name: server, mix_env: "dev"}, id: server)
-    DebugReload.pending(server)
+    Project.await_boot(server)
     on_exit(fn -> Project.cleanup(project, [page]) end)
     %{project: project, page: page, server: server}
   end
@@ -179,7 +179,7 @@ defmodule DebugReload.ExternalResourceTest do
 
     File.touch!(resource, compiled_at + 1)
     start_supervised!({DebugReload, project: ctx.project.root, name: ctx.server, mix_env: "dev"})
-    DebugReload.pending(ctx.server)
+    Project.await_boot(ctx.server)
 
     assert {:ok, report} = DebugReload.reload(server: ctx.server)
     assert resource in (report.files.changed ++ report.files.added)

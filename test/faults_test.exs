@@ -13,7 +13,7 @@ defmodule DebugReload.FaultsTest do
     Project.interpret(mods)
     name = :"faults_#{n}"
     start_supervised!({DebugReload, project: project.root, name: name, mix_env: "dev"}, id: name)
-    DebugReload.pending(name)
+    Project.await_boot(name)
 
     [first | _] = mods
     :ok = :int.break(first, 3)
@@ -211,7 +211,7 @@ defmodule DebugReload.FaultsTest do
 
     Task.await(task, 30_000)
     wait_for_restart(ctx.server, pid)
-    DebugReload.pending(ctx.server)
+    Project.await_boot(ctx.server)
     assert {:ok, %{status: :ok}} = DebugReload.reload(server: ctx.server)
     assert Task.await(Task.async(fn -> m2.value() end)) == 5
     assert [{{^m1, 3}, _}] = :int.all_breaks(m1)
@@ -236,7 +236,7 @@ defmodule DebugReload.FaultsTest do
     {_, 0} = Project.mix(p, ["compile"])
 
     start_supervised!({DebugReload, project: p.root, name: ctx.server, mix_env: "dev"}, id: :again)
-    DebugReload.pending(ctx.server)
+    Project.await_boot(ctx.server)
     assert {:ok, report} = DebugReload.reload(server: ctx.server)
     assert [%{module: ^m3}] = report.modules
     assert Task.await(Task.async(fn -> m3.value() end)) == 70

@@ -44,7 +44,7 @@ defmodule DebugReload.GuardsTest do
   defp start_manager(ctx, opts \\ []) do
     opts = [project: ctx.project.root, name: ctx.name, mix_env: "dev"] ++ opts
     start_supervised!({DebugReload, opts}, id: ctx.name)
-    DebugReload.pending(ctx.name)
+    Project.await_boot(ctx.name)
   end
 
   # `hold/1` waits inside the module (natively) until told to go.

@@ -77,7 +77,7 @@ defmodule DebugReload.InterpreterImageTest do
     Project.interpret([ctx.mod])
     name = :"image_#{System.unique_integer([:positive])}"
     start_supervised!({DebugReload, project: ctx.project.root, name: name, mix_env: "dev"})
-    DebugReload.pending(name)
+    Project.await_boot(name)
 
     manager = Process.whereis(name)
     :erlang.trace(manager, true, [:call])

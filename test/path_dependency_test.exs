@@ -40,7 +40,7 @@ defmodule DebugReload.PathDependencyTest do
 
     server = :"path_dep_#{n}"
     start_supervised!({DebugReload, project: project.root, name: server, mix_env: "dev"}, id: server)
-    DebugReload.pending(server)
+    Project.await_boot(server)
 
     on_exit(fn ->
       Project.cleanup(project, [lib, user, caller])

@@ -35,7 +35,7 @@ defmodule DebugReload.PlannedCompileTest do
 
     name = :"planned_#{n}"
     start_supervised!({DebugReload, project: project.root, name: name, mix_env: "dev"}, id: name)
-    DebugReload.pending(name)
+    Project.await_boot(name)
     on_exit(fn -> Project.cleanup(project, Map.values(mods)) end)
     %{project: project, mods: mods, server: name}
   end
@@ -99,7 +99,7 @@ defmodule DebugReload.PlannedCompileTest do
     File.write!(config, "import Config\nconfig :logger, backends: [:console], level: :debug\n")
     stop_supervised!(ctx.server)
     start_supervised!({DebugReload, project: ctx.project.root, name: ctx.server, mix_env: "dev"})
-    DebugReload.pending(ctx.server)
+    Project.await_boot(ctx.server)
 
     Project.write(ctx.project, "lib/value.ex", value_source(ctx.mods["Value"], 4))
     assert {:ok, _report} = DebugReload.reload(server: ctx.server)
@@ -146,7 +146,7 @@ defmodule DebugReload.PlannedCompileTest do
       {DebugReload, project: ctx.project.root, name: ctx.server, mix_env: "dev", compile: :mix}
     )
 
-    DebugReload.pending(ctx.server)
+    Project.await_boot(ctx.server)
     manifest = Manifest.elixir_manifest(%{ebin: ctx.project.ebin})
 
     Project.write(ctx.project, "lib/value.ex", value_source(ctx.mods["Value"], 8))

@@ -63,7 +63,7 @@ defmodule DebugReload.PlannerTest do
       Project.interpret(modules)
       name = :"plan_manager_#{n}"
       start_supervised!({DebugReload, project: project.root, name: name, mix_env: "dev"})
-      DebugReload.pending(name)
+      Project.await_boot(name)
       on_exit(fn -> Project.cleanup(project, modules) end)
       %{project: project, ns: ns, server: name}
     end

@@ -27,7 +27,7 @@ defmodule DebugReload.TransactionsTest do
 
     name = :"tx_#{n}"
     start_supervised!({DebugReload, project: project.root, name: name, mix_env: "dev"}, id: name)
-    DebugReload.pending(name)
+    Project.await_boot(name)
 
     [first | _] = interpreted
     :ok = :int.break(first, 3)

@@ -120,6 +120,12 @@ defmodule DebugReload.Test.Project do
     end)
   end
 
+  @doc """
+  Waits until the manager has booted: its compile worker loads the
+  project first, which takes seconds on a loaded machine.
+  """
+  def await_boot(server), do: DebugReload.pending(server, 120_000) && :ok
+
   @doc "Waits until the manager has no process left on old code."
   def await_no_pending(server, timeout \\ 5_000) do
     deadline = System.monotonic_time(:millisecond) + timeout
