@@ -297,7 +297,10 @@ impl Task {
             let sleep = tokio::time::sleep_until(
                 deadline.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std),
             );
+            // Events already queued belong to the window even when a
+            // starved runtime wakes past its deadline: take them first.
             tokio::select! {
+                biased;
                 _ = &mut stop => break,
                 received = events.recv() => match received {
                     Some(Ok(events)) => {
