@@ -226,16 +226,22 @@ mod tests {
         let path = tmp.path().join("a.ex");
         fs::write(&path, "one").unwrap();
         age(&path, 10);
+        let changed = std::time::Instant::now();
         let key = path.to_string_lossy().into_owned();
         let calls = Calls::new();
         // The change time is recent (set_modified changes it): read each time.
         assert_eq!(digest_with(&key, counting(&calls)).unwrap(), "one");
         assert_eq!(digest_with(&key, counting(&calls)).unwrap(), "one");
-        assert_eq!(calls.get(), 2);
+        // (unless a stalled machine let the file settle in between)
+        if changed.elapsed() < SETTLE {
+            assert_eq!(calls.get(), 2);
+        }
         std::thread::sleep(SETTLE + Duration::from_millis(50));
         assert_eq!(digest_with(&key, counting(&calls)).unwrap(), "one");
+        let settled_reads = calls.get();
         assert_eq!(digest_with(&key, counting(&calls)).unwrap(), "one");
-        assert_eq!(calls.get(), 3);
+        assert_eq!(digest_with(&key, counting(&calls)).unwrap(), "one");
+        assert_eq!(calls.get(), settled_reads);
     }
 
     #[test]
