@@ -96,6 +96,8 @@ defmodule DebugReload.FaultsTest do
     :int.n(m3)
     start_supervised!({DebugReload, project: p.root, name: ctx.server, mix_env: "dev"}, id: :again)
     {:ok, %{status: :noop}} = DebugReload.reload(server: ctx.server)
+    # (the manager looks once it has replied: let it, before interpreting)
+    _ = :sys.get_state(ctx.server)
     {:module, ^m3} = :int.ni(m3)
     :ok = :int.break(m3, 3)
     :ok = :int.test_at_break(m3, 3, {__MODULE__, :never})
@@ -128,12 +130,14 @@ defmodule DebugReload.FaultsTest do
   end
 
   test "a changed file deleted while the reload compiles", %{project: p, mods: [_, m2, m3 | _]} = ctx do
-    slow = "  Process.sleep(1_500)\n"
-    Project.write(p, "lib/m2.ex", source(m2, 1, slow))
+    gate = Project.path(p, "compile_gate")
+    File.touch!(gate)
+    Project.write(p, "lib/m2.ex", source(m2, 1, gated_compile(gate)))
     Project.write(p, "lib/m3.ex", source(m3, 1, "  @moduledoc false\n"))
     task = Task.async(fn -> DebugReload.reload(server: ctx.server) end)
-    Process.sleep(500)
+    await_file(gate <> ".reached")
     File.rm!(Project.path(p, "lib/m3.ex"))
+    File.touch!(gate <> ".open")
     assert {status, report} = Task.await(task, 60_000)
     assert status in [:ok, :error]
     assert report.status in [:ok, :error]

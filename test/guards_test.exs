@@ -111,7 +111,7 @@ defmodule DebugReload.GuardsTest do
   defp holding(ctx) do
     test = self()
     pid = spawn(fn -> ctx.busy.hold(test) end)
-    assert_receive {:holding, ^pid}
+    assert_receive {:holding, ^pid}, 5_000
     on_exit(fn -> Process.exit(pid, :kill) end)
     pid
   end
@@ -133,7 +133,7 @@ defmodule DebugReload.GuardsTest do
       start_manager(ctx, busy_timeout: 100)
       test = self()
       pid = spawn(fn -> ctx.busy.around(fn -> nested_1(test) end) end)
-      assert_receive {:holding, ^pid}
+      assert_receive {:holding, ^pid}, 5_000
       on_exit(fn -> Process.exit(pid, :kill) end)
       Project.write(ctx.project, "lib/busy.ex", busy_source(ctx.busy, 2))
 
@@ -152,7 +152,7 @@ defmodule DebugReload.GuardsTest do
       assert Enum.any?(report.warnings, &(&1 =~ "reloaded while busy" and &1 =~ inspect(pid)))
       assert ctx.busy.value() == 2
       send(pid, :go)
-      assert_receive {:DOWN, ^ref, :process, ^pid, :normal}
+      assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 5_000
     end
 
     test ":wait defers the reload and applies it once the process leaves", ctx do
@@ -167,7 +167,7 @@ defmodule DebugReload.GuardsTest do
       assert ctx.busy.value() == 1
 
       send(pid, :go)
-      assert_receive {:debug_reload, %{status: :ok} = later}, 10_000
+      assert_receive {:debug_reload, %{status: :ok} = later}, 60_000
       assert Enum.any?(later.modules, &(&1.module == ctx.busy and &1.action == :reloaded))
       assert ctx.busy.value() == 2
     end

@@ -114,9 +114,9 @@ defmodule DebugReload.IntFactsTest do
 
     recompile(p, mod, :v2)
     beam = Path.join(p.ebin, "#{mod}.beam")
+    monitor = Process.monitor(server)
     {:module, ^mod} = :code.load_binary(mod, String.to_charlist(beam), File.read!(beam))
-    Process.sleep(50)
-    assert Process.alive?(server)
+    refute_receive {:DOWN, ^monitor, _, _, _}, 500
     assert {^mod, 7} = Project.await_break(server)
   end
 

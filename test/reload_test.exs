@@ -325,6 +325,8 @@ defmodule DebugReload.ReloadTest do
        %{project: p, mods: m, server: s} do
     Project.write(p, "lib/calc.ex", calc_source(m.calc, "a * b"))
     assert {:ok, _} = DebugReload.reload(server: s)
+    # After a planned compile, Mix's own compile catches up in the worker.
+    :ok = DebugReload.await_sync(s)
     {output, 0} = Project.mix(p, ["compile", "--verbose"])
     refute output =~ "Compil", output
   end
