@@ -71,24 +71,12 @@ defmodule DebugReload.Bench.FreshRestart do
     results
   end
 
-  # A restart whose Mix found nothing to compile measured no restart: it
-  # is discarded, said so with the timestamps Mix compares, and tried
-  # again (rarely, the edit right after the warm restarts' last compile
-  # was not stale to Mix; not understood yet).
-  defp measure(project, files, session, attempts \\ 3) do
+  defp measure(project, files, session) do
     Workload.edit_visibly(project, files)
 
     case restart(project, session, length(files)) do
       {:ok, sample} ->
         sample
-
-      {:not_compiled, _output} when attempts > 1 ->
-        IO.puts(
-          :stderr,
-          "[bench] fresh restart discarded, Mix compiled nothing: #{timestamps(project, files)}"
-        )
-
-        measure(project, files, session, attempts - 1)
 
       {:not_compiled, output} ->
         raise "fresh restart compiled nothing, #{timestamps(project, files)}:\n#{output}"
