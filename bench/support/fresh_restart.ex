@@ -73,14 +73,7 @@ defmodule DebugReload.Bench.FreshRestart do
 
   defp measure(project, files, session) do
     Workload.edit_visibly(project, files)
-
-    case restart(project, session, length(files)) do
-      {:ok, sample} ->
-        sample
-
-      {:not_compiled, output} ->
-        raise "fresh restart compiled nothing, #{timestamps(project, files)}:\n#{output}"
-    end
+    restart(project, session, files)
   end
 
   defp timestamps(project, files) do
@@ -88,7 +81,7 @@ defmodule DebugReload.Bench.FreshRestart do
       "edited #{inspect(Enum.map(files, &Staleness.mtime/1))}"
   end
 
-  defp restart(project, {script, breakpoints}, edited) do
+  defp restart(project, {script, breakpoints}, files) do
     started = System.monotonic_time(:microsecond)
 
     port =
@@ -108,23 +101,15 @@ defmodule DebugReload.Bench.FreshRestart do
     [count, interpret, rest] =
       lines |> hd() |> String.split() |> Enum.take(-3) |> Enum.map(&String.to_integer/1)
 
+    check!(project, lines, files, count)
     total = ready_at - started
 
-    case compiled(lines) do
-      nil ->
-        {:not_compiled, output(lines)}
-
-      compiled ->
-        check!(project, lines, {compiled, edited}, count)
-
-        {:ok,
-         %{
-           total: total,
-           start_and_compile: total - interpret - rest,
-           interpret: interpret,
-           breakpoints_and_app: rest
-         }}
-    end
+    %{
+      total: total,
+      start_and_compile: total - interpret - rest,
+      interpret: interpret,
+      breakpoints_and_app: rest
+    }
   end
 
   defp await_ready(port, lines) do
@@ -154,9 +139,12 @@ defmodule DebugReload.Bench.FreshRestart do
 
   # The measurement must be of a restart that compiled the edit and
   # interpreted the whole project.
-  defp check!(project, lines, {compiled, edited}, count) do
-    compiled == [Integer.to_string(edited)] ||
-      raise "fresh restart compiled #{inspect(compiled)} files, expected #{edited}:\n#{output(lines)}"
+  defp check!(project, lines, files, count) do
+    compiled = compiled(lines)
+
+    compiled == [Integer.to_string(length(files))] ||
+      raise "fresh restart compiled #{inspect(compiled)} files, expected #{length(files)}, " <>
+              "#{timestamps(project, files)}:\n#{output(lines)}"
 
     count == length(project.modules) ||
       raise "fresh restart interpreted #{count} modules, expected #{length(project.modules)}"
