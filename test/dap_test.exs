@@ -209,7 +209,7 @@ defmodule DebugReload.DAPTest do
     # (busy_timeout 1 s here), so this reload is reliably slow.
     spinner = spawn(fn -> spinner_mod.spin(0) end)
     on_exit(fn -> Process.exit(spinner, :kill) end)
-    assert Enum.find_value(1..500, fn _ -> interpreting?(spinner) || (Process.sleep(10) && nil) end)
+    Project.await(fn -> interpreting?(spinner) end, 5_000)
 
     Project.write(p, "lib/spin.ex", spin_source(spinner_mod, 2))
     test = self()

@@ -201,9 +201,9 @@ defmodule DebugReload.FaultsTest do
     try do
       File.touch!(gate <> ".open")
       # (the old beam is out of the ebin while the worker compiles)
-      await(fn -> match?({:ok, new} when new != old_beam, File.read(beam)) end)
+      Project.await(fn -> match?({:ok, new} when new != old_beam, File.read(beam)) end)
 
-      await(fn ->
+      Project.await(fn ->
         Process.info(Process.whereis(:dbg_iserver), :message_queue_len) > {:message_queue_len, 0}
       end)
 
@@ -261,15 +261,7 @@ defmodule DebugReload.FaultsTest do
     """
   end
 
-  defp await_file(path), do: await(fn -> File.exists?(path) end)
-
-  defp await(condition, tries \\ 1000) do
-    cond do
-      condition.() -> :ok
-      tries > 0 -> Process.sleep(10) && await(condition, tries - 1)
-      true -> flunk("condition not met in time")
-    end
-  end
+  defp await_file(path), do: Project.await(fn -> File.exists?(path) end)
 
   defp wait_for_restart(name, old, tries \\ 200) do
     case Process.whereis(name) do

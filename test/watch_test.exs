@@ -200,9 +200,9 @@ defmodule DebugReload.WatchTest do
     end
   end
 
-  # Threads and descriptors of this OS process, and those notify owns.
-  # Only the kinds a watch owns are counted: the VM's own totals move with
-  # other tests' ports closing and tokio's idle blocking threads leaving.
+  # The threads and descriptors of this OS process that a watch owns. Only
+  # those kinds are counted: the VM's own totals move with other tests'
+  # ports closing and tokio's idle blocking threads leaving.
   defp resources do
     fds = "/proc/self/fd" |> File.ls!() |> Enum.map(&fd_target/1)
 

@@ -120,6 +120,18 @@ defmodule DebugReload.Test.Project do
     end)
   end
 
+  @doc "Waits until `condition` returns true; raises after `timeout` ms."
+  def await(condition, timeout \\ 10_000),
+    do: await_until(condition, System.monotonic_time(:millisecond) + timeout)
+
+  defp await_until(condition, deadline) do
+    cond do
+      condition.() -> :ok
+      System.monotonic_time(:millisecond) > deadline -> raise "condition not met in time"
+      true -> Process.sleep(10) && await_until(condition, deadline)
+    end
+  end
+
   @doc """
   Waits until the manager has booted: its compile worker loads the
   project first, which takes seconds on a loaded machine.
