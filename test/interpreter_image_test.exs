@@ -73,6 +73,35 @@ defmodule DebugReload.InterpreterImageTest do
     assert value.() == 2
   end
 
+  test "stubs loaded under an interpreted module keep its calls interpreted, on the old code until its database moves",
+       ctx do
+    Project.interpret([ctx.mod])
+    :ok = :int.break(ctx.mod, 3)
+    old_md5 = :erlang.get_module_info(ctx.mod, :md5)
+    # A size of its own: Mix (1.14) skips a same-size edit within the second.
+    Project.write(ctx.project, "lib/value.ex", Project.value_source(ctx.mod, 20))
+    {_, 0} = Project.mix(ctx.project, ["compile"])
+    new = image(ctx.mod, ctx.project)
+    refute :code.module_md5(new.binary) == old_md5
+
+    assert :ok = Image.load_stubs([{ctx.mod, Path.join(ctx.project.ebin, "#{ctx.mod}.beam"), new.binary}])
+    assert :erlang.get_module_info(ctx.mod, :md5) == :code.module_md5(new.binary)
+    {pid, value} = value_in_process(ctx.mod)
+    assert Project.await_break(pid) == {ctx.mod, 3}
+    :int.continue(pid)
+    assert value.() == 1
+
+    assert :ok = Image.load(%{new | native: :loaded})
+    {pid, value} = value_in_process(ctx.mod)
+    assert Project.await_break(pid) == {ctx.mod, 3}
+    :int.continue(pid)
+    assert value.() == 20
+
+    # Once no longer interpreted, the stub is the code that runs.
+    :int.n(ctx.mod)
+    assert ctx.mod.value() == 20
+  end
+
   test "a reload interprets the edited module through its image", ctx do
     Project.interpret([ctx.mod])
     name = :"image_#{System.unique_integer([:positive])}"
@@ -80,17 +109,24 @@ defmodule DebugReload.InterpreterImageTest do
     Project.await_boot(name)
 
     manager = Process.whereis(name)
-    :erlang.trace(manager, true, [:call])
+    :erlang.trace(manager, true, [:call, :set_on_spawn])
     :erlang.trace_pattern({Image, :load, 1}, true, [:local])
+    :erlang.trace_pattern({Image, :load_stubs, 1}, true, [:local])
 
-    on_exit(fn -> :erlang.trace_pattern({Image, :load, 1}, false, [:local]) end)
+    on_exit(fn ->
+      :erlang.trace_pattern({Image, :load, 1}, false, [:local])
+      :erlang.trace_pattern({Image, :load_stubs, 1}, false, [:local])
+    end)
 
     Project.write(ctx.project, "lib/value.ex", Project.value_source(ctx.mod, 3))
     assert {:ok, report} = DebugReload.reload(server: name)
     assert [%{action: :reinterpreted}] = report.modules
     # Trace messages are not ordered with the reply.
-    assert_receive {:trace, ^manager, :call, {Image, :load, [%Image{module: module}]}}, 5_000
+    assert_receive {:trace, ^manager, :call, {Image, :load, [%Image{module: module, native: native}]}}, 5_000
     assert module == ctx.mod
+    # Its native stub loaded apart, beside the swap (in a task of the manager).
+    assert native == :loaded
+    assert_receive {:trace, _task, :call, {Image, :load_stubs, [[{^module, _path, _beam}]]}}, 5_000
 
     {_pid, value} = value_in_process(ctx.mod)
     assert value.() == 3

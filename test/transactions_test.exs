@@ -40,6 +40,7 @@ defmodule DebugReload.TransactionsTest do
       project: project,
       server: name,
       interpreted: interpreted,
+      stub_md5s: stub_md5s(interpreted),
       native: native,
       gone: gone,
       counter: counter,
@@ -49,6 +50,10 @@ defmodule DebugReload.TransactionsTest do
   end
 
   def never(_bindings), do: false
+
+  # The native code under each interpreted module: what runs once the
+  # session stops interpreting it.
+  defp stub_md5s(modules), do: Enum.map(modules, &:erlang.get_module_info(&1, :md5))
 
   # v1 keeps a bare integer; v2 keeps %{count: n} and migrates v1 state.
   defp counter_source(mod, :v1) do
@@ -86,6 +91,7 @@ defmodule DebugReload.TransactionsTest do
   defp assert_as_before(ctx) do
     assert Enum.map(ctx.interpreted, fn m -> call(fn -> m.value() end) end) == [1, 1, 1]
     assert Enum.all?(ctx.interpreted, &(&1 in :int.interpreted()))
+    assert stub_md5s(ctx.interpreted) == ctx.stub_md5s
     assert ctx.native.value() == 1
     assert ctx.gone.value() == 1
     [first | _] = ctx.interpreted
@@ -113,6 +119,14 @@ defmodule DebugReload.TransactionsTest do
 
     assert {:ok, report} = DebugReload.reload(server: ctx.server, migrate: [ctx.counter_pid])
     assert Enum.map(ctx.interpreted, fn m -> call(fn -> m.value() end) end) == [2, 2, 2]
+
+    assert stub_md5s(ctx.interpreted) ==
+             Enum.map(ctx.interpreted, &(&1 |> :code.which() |> File.read!() |> :code.module_md5()))
+
+    refute Enum.any?(Enum.zip(stub_md5s(ctx.interpreted), ctx.stub_md5s), fn {now, before} ->
+             now == before
+           end)
+
     assert ctx.native.value() == 2
     refute :code.is_loaded(ctx.gone)
     assert GenServer.call(ctx.counter_pid, :get) == {:v2, 5}

@@ -404,7 +404,7 @@ defmodule DebugReload.Interpreter do
 
   defp interpret_here(module, source, beam_path, beam, image) do
     case Image.supported?() && image.() do
-      %Image{module: ^module, binary: ^beam} = image -> Image.load(image)
+      %Image{module: ^module, binary: ^beam, native: native} = image when native != nil -> Image.load(image)
       _ -> int_i(module, source, beam_path, beam)
     end
   end

@@ -345,17 +345,24 @@ defmodule DebugReload.Loader do
   # and text, not on the interpreter: it is worked out in a task per module
   # while the interpreter loads the modules one after another.
   defp interpret_all(tx, to_interpret, batch, opts) do
-    carries = Map.new(to_interpret, &{&1.module, start_carry(&1, batch, tx.state)})
+    planned = Enum.map(to_interpret, &{&1, carry_of(&1, batch, tx.state)})
+    # First, for the swaps wait on it and the carries do not.
+    stubs = start_stubs(planned)
+    carries = Map.new(planned, fn {info, carry} -> {info.module, start_carry(info, carry)} end)
 
     try do
       Enum.reduce_while(to_interpret, {:ok, tx}, fn info, {:ok, tx} ->
-        case interpret(tx, info, batch, carries[info.module], opts) do
+        case interpret(tx, info, batch, {carries[info.module], stubs}, opts) do
           {:ok, tx} -> {:cont, {:ok, tx}}
           {:error, message, tx} -> {:halt, {:error, message, tx}}
         end
       end)
       |> tap(fn _ -> fault!(opts, :interpret) end)
     after
+      # Whatever happened, the stubs are in place (or not) before the undo
+      # log may need to put the old ones back.
+      await_stubs(stubs)
+
       Enum.each(carries, fn {_module, carry} ->
         Task.shutdown(carry.task, :brutal_kill)
         forget_image(carry)
@@ -363,7 +370,51 @@ defmodule DebugReload.Loader do
     end
   end
 
-  defp start_carry(info, batch, state) do
+  # The new native stubs of the modules interpreted now, loaded at once
+  # beside the first swaps (see `Image.load_stubs/1`). A module whose old
+  # code is not known has no way back, so its stub loads with its swap.
+  defp start_stubs(planned) do
+    staged = for {info, %{staged?: true, old: old}} <- planned, do: {info, old}
+
+    if staged == [] do
+      nil
+    else
+      record_undo({:stubs, Enum.map(staged, fn {info, old} -> {info.module, old} end)})
+      modules = for {info, _old} <- staged, do: {info.module, info.path, info.binary}
+
+      %{
+        task: Task.async(fn -> Image.load_stubs(modules) end),
+        modules: MapSet.new(staged, fn {info, _old} -> info.module end)
+      }
+    end
+  end
+
+  defp await_stubs(nil), do: nil
+
+  defp await_stubs(%{task: task}) do
+    case Process.get({:stubs, task.ref}) do
+      nil ->
+        result = Task.await(task, :infinity)
+        Process.put({:stubs, task.ref}, result)
+        result
+
+      result ->
+        result
+    end
+  end
+
+  # A staged module's image loads only its database, once its stub is in;
+  # the interpreter's own load (no image) waits for the stub all the same,
+  # or the two loads would race.
+  defp staged_image(image, module, stubs) do
+    if stubs != nil and MapSet.member?(stubs.modules, module) and await_stubs(stubs) == :ok and
+         image != nil,
+       do: %{image | native: :loaded},
+       else: image
+  end
+
+  # What a module's carry starts from, read before anything is loaded.
+  defp carry_of(info, batch, state) do
     renamed_from = Map.get(batch.renames, info.module)
     previous = renamed_from || info.module
     old = Map.get(state.interpreted, previous) || interpreted_since(previous, info, batch)
@@ -376,10 +427,25 @@ defmodule DebugReload.Loader do
     old_text =
       Map.get(state.texts, (old && old.source) || info.source) || Interpreter.interpreted_text(previous)
 
+    %{
+      old: old,
+      old_text: old_text,
+      breaks: breaks,
+      origin: origin,
+      tombstone: tombstone,
+      renamed_from: renamed_from,
+      # Its new native stub loads with the others' (see start_stubs/1).
+      staged?: match?(%{binary: _}, old) and Interpreter.interpreted?(info.module) and Image.supported?()
+    }
+  end
+
+  defp start_carry(info, carry) do
+    %{old: old, old_text: old_text, breaks: breaks, origin: origin, staged?: staged?} = carry
     loader = self()
     image = make_ref()
-    task = Task.async(fn -> carried(info, old, old_text, breaks, origin, {loader, image}) end)
-    %{task: task, image: image, old: old, tombstone: tombstone, renamed_from: renamed_from}
+    # A staged module's image needs no native stub of its own.
+    task = Task.async(fn -> carried(info, {old, old_text}, breaks, origin, {loader, image, not staged?}) end)
+    Map.merge(carry, %{task: task, image: image})
   end
 
   # A module interpreted since the manager last listed the interpreter's
@@ -398,11 +464,11 @@ defmodule DebugReload.Loader do
   # returned and raised again by the reload, which then rolls back. The
   # module's interpreter image is sent first, as soon as it is built, for
   # the interpreter is waiting for it.
-  defp carried(info, old, old_text, breaks, origin, {loader, image_ref}) do
+  defp carried(info, {old, old_text}, breaks, origin, {loader, image_ref, native?}) do
     started = now()
     new_text = read_text(info.source)
     forms = ExecutableLines.abstract_code(info.binary)
-    send(loader, {image_ref, image(info, forms, new_text)})
+    send(loader, {image_ref, image(info, forms, new_text, native?)})
     # Executable lines only matter to breakpoints: a module without any
     # keeps its beam and works them out if one is set before its next edit.
     {old, new_entry} =
@@ -421,8 +487,8 @@ defmodule DebugReload.Loader do
     e -> {:raised, e, __STACKTRACE__}
   end
 
-  defp image(info, {:ok, forms}, text) do
-    case Image.build(info.module, info.source, info.path, info.binary, forms, text) do
+  defp image(info, {:ok, forms}, text, native?) do
+    case Image.build(info.module, info.source, info.path, info.binary, forms, text, native?) do
       {:ok, image} -> image
       {:error, _} -> nil
     end
@@ -430,7 +496,7 @@ defmodule DebugReload.Loader do
     _ -> nil
   end
 
-  defp image(_info, {:error, _}, _text), do: nil
+  defp image(_info, {:error, _}, _text, _native?), do: nil
 
   # The image the carry task sends, once: nil if the task died first (the
   # interpreter then builds its own).
@@ -471,11 +537,11 @@ defmodule DebugReload.Loader do
     end
   end
 
-  defp interpret(tx, info, batch, carry, opts) do
+  defp interpret(tx, info, batch, {carry, stubs}, opts) do
     state = tx.state
     was_interpreted? = Interpreter.interpreted?(info.module)
     %{old: old, tombstone: tombstone, renamed_from: renamed_from} = carry
-    image = fn -> await_image(carry) end
+    image = fn -> carry |> await_image() |> staged_image(info.module, stubs) end
 
     if Keyword.get(opts, :inject_fault) == {:interpret, info.module},
       do: raise("injected fault while interpreting #{inspect(info.module)}")
@@ -705,6 +771,26 @@ defmodule DebugReload.Loader do
     end
   end
 
+  # A stub whose module's swap was undone is old already; the others
+  # (their swap never came) get theirs back.
+  defp undo_action({:stubs, staged}, tx) do
+    Enum.flat_map(staged, fn {module, old} ->
+      cond do
+        loaded_md5(module) == :code.module_md5(old.binary) ->
+          []
+
+        Interpreter.interpreted?(module) ->
+          case Image.load_stubs([{module, old.path, old.binary}]) do
+            :ok -> []
+            {:error, message} -> [message]
+          end
+
+        true ->
+          Cluster.restore(module, {old.path, old.binary}, [], tx.cluster[:node_timeout])
+      end
+    end)
+  end
+
   defp undo_action({:uninterpret, module, old}, tx) do
     _ = Interpreter.uninterpret(module, tx.cluster)
     Cluster.restore(module, old, [], tx.cluster[:node_timeout])
@@ -716,6 +802,12 @@ defmodule DebugReload.Loader do
     else
       Cluster.restore(module, old_binary, [], tx.cluster[:node_timeout])
     end
+  end
+
+  defp loaded_md5(module) do
+    :erlang.get_module_info(module, :md5)
+  rescue
+    ArgumentError -> nil
   end
 
   defp outcome(tx) do

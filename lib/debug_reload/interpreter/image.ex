@@ -27,7 +27,7 @@ defmodule DebugReload.Interpreter.Image do
           source: charlist(),
           binary: binary(),
           request: binary(),
-          native: term()
+          native: term() | :loaded | nil
         }
 
   # The debugger major version whose `int:load/2` sends this request.
@@ -62,13 +62,17 @@ defmodule DebugReload.Interpreter.Image do
   @doc """
   Builds the image of `beam` from its Erlang `forms` (the abstract code
   `:int.i/1` would read) and the `text` of its source (UTF-8). Runs in any
-  process; touches nothing.
+  process; touches nothing. Without `native?`, the image has no native
+  stub (`native: nil`): its module's stub is loaded apart, with
+  `load_stubs/1`.
   """
-  @spec build(module(), String.t(), String.t(), binary(), [tuple()], String.t()) ::
+  @spec build(module(), String.t(), String.t(), binary(), [tuple()], String.t(), boolean()) ::
           {:ok, t()} | {:error, String.t()}
-  def build(module, source, beam_path, beam, forms, text) when is_binary(text) do
+  def build(module, source, beam_path, beam, forms, text, native? \\ true)
+
+  def build(module, source, beam_path, beam, forms, text, native?) when is_binary(text) do
     with {:ok, {^module, [exports: exports]}} <- :beam_lib.chunks(beam, [:exports]),
-         {:ok, native} <- :code.prepare_loading([{module, String.to_charlist(beam_path), beam}]) do
+         {:ok, native} <- prepare_native(native?, module, beam_path, beam) do
       request =
         :erlang.term_to_binary(
           {:interpreter_module, exports, {:raw_abstract_v1, forms}, text, :code.module_md5(beam)}
@@ -87,14 +91,70 @@ defmodule DebugReload.Interpreter.Image do
     end
   end
 
-  def build(module, _source, _beam_path, _beam, _forms, _text),
+  def build(module, _source, _beam_path, _beam, _forms, _text, _native?),
     do: {:error, "the source of #{inspect(module)} cannot be read as text"}
+
+  defp prepare_native(false, _module, _beam_path, _beam), do: {:ok, nil}
+
+  defp prepare_native(true, module, beam_path, beam),
+    do: :code.prepare_loading([{module, String.to_charlist(beam_path), beam}])
+
+  @doc """
+  Loads the native stubs of interpreted modules, all in one code-server
+  operation, and keeps calls to them going to the interpreter.
+
+  Each `:code.finish_loading/1` waits for every scheduler to pass a code
+  barrier, a millisecond or more on a small machine; one for the whole
+  batch, run while the images are still being built, takes that off each
+  module's swap. Once the stubs are in, and until its database is
+  swapped, a module's calls trap into the interpreter, which still runs
+  the old code. `modules`: `{module, beam_path,
+  binary}`, each interpreted now. Never raises.
+  """
+  @spec load_stubs([{module(), String.t(), binary()}]) :: :ok | {:error, String.t()}
+  def load_stubs([]), do: :ok
+
+  def load_stubs(modules) do
+    names = Enum.map(modules, &elem(&1, 0))
+    prepared = :code.prepare_loading(for {m, path, beam} <- modules, do: {m, String.to_charlist(path), beam})
+
+    with {:ok, native} <- prepared,
+         :ok <- Enum.each(names, &:code.purge/1),
+         # As `:int.i/1` does; over code with breakpoints set, the load
+         # would stop every scheduler until done.
+         :ok <- Enum.each(names, &:erts_debug.breakpoint({&1, :_, :_}, false)),
+         :ok <- :code.finish_loading(native) do
+      # Until these, calls run natively: the moment `:int.i/1` leaves open.
+      Enum.each(names, &:erts_debug.breakpoint({&1, :_, :_}, true))
+    else
+      {:error, reasons} ->
+        # Interpreted again, over whichever stubs are loaded.
+        Enum.each(names, &:erts_debug.breakpoint({&1, :_, :_}, true))
+        {:error, "the native stubs of #{inspect(names)} could not be loaded: #{inspect(reasons)}"}
+    end
+  rescue
+    e -> {:error, "the native stubs could not be loaded: #{Exception.message(e)}"}
+  end
 
   @doc """
   Interprets the image's module, as `:int.i/1` would: its native stub
-  loaded, its database in the interpreter, calls to it interpreted.
+  loaded, its database in the interpreter, calls to it interpreted. An
+  image whose `native` is `:loaded` (see `load_stubs/1`) only has its
+  database put in.
   """
   @spec load(t()) :: :ok | {:error, String.t()}
+  def load(%__MODULE__{module: module, native: :loaded} = image) do
+    case load_database(image) do
+      {:module, ^module} ->
+        if :erts_debug.breakpoint({module, :_, :_}, true) > 0,
+          do: :ok,
+          else: {:error, "#{inspect(module)} has no function to interpret"}
+
+      failure ->
+        {:error, "the interpreter did not take #{inspect(module)}: #{describe(failure)}"}
+    end
+  end
+
   def load(%__MODULE__{module: module} = image) do
     # As :int.i/1 does: old code goes (usually gone already, see the
     # manager's soft purge), and calls run natively until the database is
