@@ -362,6 +362,7 @@ defmodule DebugReload.Loader do
       # Whatever happened, the stubs are in place (or not) before the undo
       # log may need to put the old ones back.
       await_stubs(stubs)
+      forget_stubs(stubs)
 
       Enum.each(carries, fn {_module, carry} ->
         Task.shutdown(carry.task, :brutal_kill)
@@ -402,6 +403,9 @@ defmodule DebugReload.Loader do
         result
     end
   end
+
+  defp forget_stubs(nil), do: :ok
+  defp forget_stubs(%{task: task}), do: Process.delete({:stubs, task.ref})
 
   # A staged module's image loads only its database, once its stub is in;
   # the interpreter's own load (no image) waits for the stub all the same,

@@ -96,8 +96,13 @@ defmodule DebugReload.Interpreter.Image do
 
   defp prepare_native(false, _module, _beam_path, _beam), do: {:ok, nil}
 
-  defp prepare_native(true, module, beam_path, beam),
-    do: :code.prepare_loading([{module, String.to_charlist(beam_path), beam}])
+  defp prepare_native(true, module, beam_path, beam), do: prepare([{module, beam_path, beam}])
+
+  defp prepare(modules) do
+    modules
+    |> Enum.map(fn {module, path, beam} -> {module, String.to_charlist(path), beam} end)
+    |> :code.prepare_loading()
+  end
 
   @doc """
   Loads the native stubs of interpreted modules, all in one code-server
@@ -108,28 +113,27 @@ defmodule DebugReload.Interpreter.Image do
   batch, run while the images are still being built, takes that off each
   module's swap. Once the stubs are in, and until its database is
   swapped, a module's calls trap into the interpreter, which still runs
-  the old code. `modules`: `{module, beam_path,
-  binary}`, each interpreted now. Never raises.
+  the old code. `modules`: `{module, beam_path, binary}`, each
+  interpreted now. Never raises.
   """
   @spec load_stubs([{module(), String.t(), binary()}]) :: :ok | {:error, String.t()}
   def load_stubs([]), do: :ok
 
   def load_stubs(modules) do
     names = Enum.map(modules, &elem(&1, 0))
-    prepared = :code.prepare_loading(for {m, path, beam} <- modules, do: {m, String.to_charlist(path), beam})
 
-    with {:ok, native} <- prepared,
+    with {:ok, native} <- prepare(modules),
          :ok <- Enum.each(names, &:code.purge/1),
          # As `:int.i/1` does; over code with breakpoints set, the load
          # would stop every scheduler until done.
-         :ok <- Enum.each(names, &:erts_debug.breakpoint({&1, :_, :_}, false)),
+         :ok <- trap_calls(names, false),
          :ok <- :code.finish_loading(native) do
       # Until these, calls run natively: the moment `:int.i/1` leaves open.
-      Enum.each(names, &:erts_debug.breakpoint({&1, :_, :_}, true))
+      trap_calls(names, true)
     else
       {:error, reasons} ->
         # Interpreted again, over whichever stubs are loaded.
-        Enum.each(names, &:erts_debug.breakpoint({&1, :_, :_}, true))
+        trap_calls(names, true)
         {:error, "the native stubs of #{inspect(names)} could not be loaded: #{inspect(reasons)}"}
     end
   rescue
@@ -143,36 +147,21 @@ defmodule DebugReload.Interpreter.Image do
   database put in.
   """
   @spec load(t()) :: :ok | {:error, String.t()}
-  def load(%__MODULE__{module: module, native: :loaded} = image) do
-    case load_database(image) do
-      {:module, ^module} ->
-        if :erts_debug.breakpoint({module, :_, :_}, true) > 0,
-          do: :ok,
-          else: {:error, "#{inspect(module)} has no function to interpret"}
-
-      failure ->
-        {:error, "the interpreter did not take #{inspect(module)}: #{describe(failure)}"}
-    end
-  end
+  def load(%__MODULE__{native: :loaded} = image), do: interpret_calls(image.module, load_database(image))
 
   def load(%__MODULE__{module: module} = image) do
     # As :int.i/1 does: old code goes (usually gone already, see the
     # manager's soft purge), and calls run natively until the database is
     # in place.
     :code.purge(module)
-    :erts_debug.breakpoint({module, :_, :_}, false)
+    trap_calls([module], false)
     server = Task.async(fn -> load_database(image) end)
     native = :code.finish_loading(image.native)
     database = Task.await(server, :infinity)
 
     case {native, database} do
-      {:ok, {:module, ^module}} ->
-        if :erts_debug.breakpoint({module, :_, :_}, true) > 0,
-          do: :ok,
-          else: {:error, "#{inspect(module)} has no function to interpret"}
-
-      {:ok, failure} ->
-        {:error, "the interpreter did not take #{inspect(module)}: #{describe(failure)}"}
+      {:ok, database} ->
+        interpret_calls(module, database)
 
       {{:error, reasons}, database} ->
         # The database may be in: the module must not look interpreted.
@@ -180,6 +169,18 @@ defmodule DebugReload.Interpreter.Image do
         {:error, "#{inspect(module)} could not be loaded: #{inspect(reasons)}"}
     end
   end
+
+  # Once the interpreter holds the module's database, calls go to it.
+  defp interpret_calls(module, {:module, module}) do
+    if :erts_debug.breakpoint({module, :_, :_}, true) > 0,
+      do: :ok,
+      else: {:error, "#{inspect(module)} has no function to interpret"}
+  end
+
+  defp interpret_calls(module, failure),
+    do: {:error, "the interpreter did not take #{inspect(module)}: #{describe(failure)}"}
+
+  defp trap_calls(modules, on?), do: Enum.each(modules, &:erts_debug.breakpoint({&1, :_, :_}, on?))
 
   defp describe(text) when is_binary(text), do: text
   defp describe(other), do: inspect(other)
