@@ -4,7 +4,7 @@ defmodule DebugReload.PlannedCompileTest do
   # background, and anything the plan cannot vouch for goes through Mix.
   use ExUnit.Case, async: false
 
-  alias DebugReload.Manifest
+  alias DebugReload.{Manifest, Report}
   alias DebugReload.Test.Project
 
   setup do
@@ -57,6 +57,12 @@ defmodule DebugReload.PlannedCompileTest do
 
   defp macros_source(mod, value) do
     "defmodule #{inspect(mod)} do\n  defmacro ten, do: #{value}\nend\n"
+  end
+
+  # The source with a function calling `missing.nothing()`, a module no
+  # file defines: the compiler's checks warn.
+  defp calling(source, missing) do
+    String.replace(source, ~r/end\n\z/, "  def call, do: #{inspect(missing)}.nothing()\nend\n")
   end
 
   defp interpreted_value(mod) do
@@ -206,6 +212,103 @@ defmodule DebugReload.PlannedCompileTest do
 
     :ok = DebugReload.await_sync(ctx.server)
     assert {:ok, %{status: :noop}} = DebugReload.reload(server: ctx.server)
+  end
+
+  test "the new code loads while the compiler checks it, and the checks' warnings reach the report", ctx do
+    value = ctx.mods["Value"]
+    missing = Module.concat(value, Missing)
+
+    Project.write(
+      ctx.project,
+      "lib/value.ex",
+      calling(value_source(value, 2), missing)
+    )
+
+    assert {:ok, report} = DebugReload.reload(server: ctx.server)
+    # Announced: the load waited for the checks before it committed.
+    assert is_integer(report.timings[:checks_us])
+    assert report.timings.checks_us <= report.timings.load_us
+    # The undefined call is found by the checks, after the beams were ready.
+    assert [%{severity: :warning, message: message}] = report.diagnostics
+    assert message =~ "#{inspect(missing)}.nothing/0 is undefined"
+    assert interpreted_value(value) == 2
+    assert Report.summary(report) =~ "checks"
+  end
+
+  test "an @after_verify callback that raises fails the compile: the load rolls back", ctx do
+    value = ctx.mods["Value"]
+    beam = Path.join(ctx.project.ebin, "#{value}.beam")
+    before = File.read!(beam)
+    :ok = :int.break(value, 4)
+    on_exit(fn -> :int.no_break(value) end)
+    breakpoints = :int.all_breaks(value)
+
+    Project.write(
+      ctx.project,
+      "lib/value.ex",
+      String.replace(value_source(value, 2), "require Logger", """
+      require Logger
+        @after_verify __MODULE__
+        def __after_verify__(_module), do: raise("refused by after_verify")
+      """)
+    )
+
+    assert {:error, report} = DebugReload.reload(server: ctx.server)
+    assert report.compiler == :planned
+    assert report.error =~ "rolled back"
+
+    assert report.error =~
+             ~r"lib/value.ex:\d+: the compiler crashed: \*\* \(RuntimeError\) refused by after_verify"
+
+    assert [%{severity: :error}] = report.diagnostics
+    # The new code was loaded while the checks ran, and taken back.
+    assert [%{module: ^value, action: :rolled_back}] = report.modules
+    assert :int.all_breaks(value) == breakpoints
+    :ok = :int.no_break(value)
+    assert interpreted_value(value) == 1
+    assert File.read!(beam) == before
+
+    Project.write(ctx.project, "lib/value.ex", value_source(value, 3))
+    assert {:ok, _report} = DebugReload.reload(server: ctx.server)
+    assert interpreted_value(value) == 3
+  end
+
+  test "a project whose warnings are errors is not loaded before the checks; a warning rejects the edit" do
+    mod = Module.concat(["PcStrict#{System.unique_integer([:positive])}", "Value"])
+    project = Project.create(%{"lib/value.ex" => value_source(mod, 1)}, compile: false)
+    mix_exs = Project.mix_exs(project.app, [])
+
+    Project.write(
+      project,
+      "mix.exs",
+      String.replace(mix_exs, "deps: []", "deps: [], elixirc_options: [warnings_as_errors: true]")
+    )
+
+    {output, 0} = Project.mix(project, ["compile"])
+    refute output =~ "warning"
+    Code.prepend_path(project.ebin)
+    Project.interpret([mod])
+    on_exit(fn -> Project.cleanup(project, [mod]) end)
+
+    name = :"planned_strict_#{System.unique_integer([:positive])}"
+    start_supervised!({DebugReload, project: project.root, name: name, mix_env: "dev"}, id: name)
+    Project.await_boot(name)
+
+    Project.write(project, "lib/value.ex", value_source(mod, 2))
+    assert {:ok, report} = DebugReload.reload(server: name)
+    assert report.compiler == :planned
+    refute Map.has_key?(report.timings, :checks_us)
+    assert interpreted_value(mod) == 2
+
+    Project.write(
+      project,
+      "lib/value.ex",
+      calling(value_source(mod, 3), Module.concat(mod, Missing))
+    )
+
+    assert {:error, report} = DebugReload.reload(server: name)
+    assert Enum.any?(report.diagnostics, &(&1.message =~ "Missing.nothing/0 is undefined"))
+    assert interpreted_value(mod) == 2
   end
 
   test "a compile error leaves the old code running and nothing written", ctx do

@@ -105,6 +105,9 @@ defmodule DebugReload.CodeReloadManager do
     # module => {beam path, binary} read before compiling, so a failed
     # reload can load the old code back
     old_binaries: %{},
+    # while a reload loads the beams a planned compile announced: what the
+    # load must pass before it commits (see checks_passed/1)
+    commit_check: nil,
     # module => {beam path, binary} loaded back by a rolled-back reload: the
     # beam on disk is newer than the code that runs
     rolled_back: %{},
@@ -732,10 +735,28 @@ defmodule DebugReload.CodeReloadManager do
   defp sync_timing(timings, waited_us) when waited_us >= 1_000, do: Map.put(timings, :sync_us, waited_us)
   defp sync_timing(timings, _waited_us), do: timings
 
+  # The compiler checks the code it announced (calls to undefined or
+  # deprecated functions, `@after_verify` callbacks) while the manager
+  # loads it; the load commits only once they are done (see
+  # DebugReload.Loader). Only warnings come of them, unless a callback
+  # raises, which fails the compile: the load then rolls back. The result
+  # is kept for after_checks/3, which a load that stops short of its
+  # commit (a deferred one) asks itself.
+  @checks_result {__MODULE__, :checks_result}
+
   defp compile_and_load(report, scope, changes, force?, state) do
     t0 = now()
 
     case planned_compile(report.files, scope, force?, state) do
+      {:planned, {:announced, compiled}} ->
+        report = %{put_in(report.timings[:compile_us], now() - t0) | compiler: :planned}
+        state = %{state | sync_pending: true, commit_check: &checks_passed/1}
+        {result, state} = load_compiled(report, compiled, changes, state)
+
+        checked = Process.delete(@checks_result) || planned_result(state)
+
+        after_checks(result, checked, %{state | commit_check: nil})
+
       {:planned, {:ok, compiled, diagnostics, _output}} ->
         report = %{
           put_in(report.timings[:compile_us], now() - t0)
@@ -768,6 +789,43 @@ defmodule DebugReload.CodeReloadManager do
         end
     end
   end
+
+  defp checks_passed(state) do
+    result = planned_result(state)
+    Process.put(@checks_result, result)
+
+    case result do
+      {:ok, _compiled, _diagnostics, _output} -> :ok
+      failure -> {:error, planned_failure(failure)}
+    end
+  end
+
+  # A worker that died meanwhile is started again (see handle_info/2).
+  defp planned_result(state) do
+    CompileWorker.planned_result(state.worker, state.compile_timeout)
+  catch
+    :exit, reason -> {:error, "compile worker failed: #{Exception.format_exit(reason)}"}
+  end
+
+  defp planned_failure({:error, diagnostics, output}) when is_list(diagnostics),
+    do: compile_error_message(diagnostics, output)
+
+  defp planned_failure({:error, message}), do: message
+  defp planned_failure({:fallback, reason}), do: "the compile gave way to Mix's compile task: #{reason}"
+
+  defp after_checks(result, {:ok, _compiled, diagnostics, _output}, state),
+    do: {with_report(result, &%{&1 | diagnostics: diagnostics}), state}
+
+  defp after_checks(result, failure, state) do
+    diagnostics =
+      with {:error, diagnostics, _} when is_list(diagnostics) <- failure, do: diagnostics, else: (_ -> [])
+
+    state = after_failed_planned(failure, %{state | sync_pending: false})
+    {with_report(result, &%{&1 | diagnostics: diagnostics}), state}
+  end
+
+  defp with_report(result, fun),
+    do: put_elem(result, tuple_size(result) - 1, fun.(elem(result, tuple_size(result) - 1)))
 
   defp compile_failed(report, {:error, diagnostics, output}, state) when is_list(diagnostics) do
     report = %{report | diagnostics: diagnostics}
@@ -897,8 +955,11 @@ defmodule DebugReload.CodeReloadManager do
 
   defp compile_error_message(diagnostics, output) do
     case Enum.find(diagnostics, &(&1.severity == :error)) do
+      %{file: nil, message: message} ->
+        "compile error: #{first_line(message)}"
+
       %{file: file, line: line, message: message} ->
-        "compile error in #{Path.relative_to_cwd(file || "?")}:#{line || "?"}: #{first_line(message)}"
+        "compile error in #{Path.relative_to_cwd(file)}:#{line || "?"}: #{first_line(message)}"
 
       nil ->
         "compilation failed: " <> first_line(output)
@@ -982,12 +1043,17 @@ defmodule DebugReload.CodeReloadManager do
       loads: loads,
       removed: removed,
       renames: renames(loads, removed, state),
-      old_binaries: state.old_binaries
+      old_binaries: state.old_binaries,
+      commit_check: state.commit_check && fn -> state.commit_check.(state) end
     }
 
     case Loader.apply(batch, state, loader_opts(state)) do
       {:ok, outcome, state} ->
-        timings = Map.merge(report.timings, %{load_us: now() - t0, breakpoints_us: outcome.breakpoints_us})
+        timings =
+          report.timings
+          |> Map.merge(%{load_us: now() - t0, breakpoints_us: outcome.breakpoints_us})
+          |> then(&if(state.commit_check, do: Map.put(&1, :checks_us, outcome.commit_check_us), else: &1))
+
         report = %{report | timings: timings}
         loaded_paths = MapSet.new(Enum.map(loads ++ not_run ++ removed, & &1.path))
 

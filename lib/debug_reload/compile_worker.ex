@@ -46,20 +46,38 @@ defmodule DebugReload.CompileWorker do
           export: binary() | nil
         }
 
+  @typedoc "How a planned compile ended."
+  @type planned_result ::
+          {:ok, [compiled()], [DebugReload.Report.diagnostic()], String.t()}
+          | {:error, [DebugReload.Report.diagnostic()], String.t()}
+          | {:fallback, String.t()}
+          | {:error, String.t()}
+
   @doc """
   Compiles the files of `spec` (see `DebugReload.Planner.compile_spec/2`)
   in the worker node. A successful one leaves a sync (Mix's compile task,
   which brings Mix's manifests up to date) to run: `start_sync/1` starts
   it, and any later request runs it first if nothing did.
   `{:fallback, reason}`: the compile needs Mix's task; nothing was written.
+
+  `{:announced, compiled}`: every file compiled and these are the new
+  beams, but the compiler is still checking the compiled code (calls to
+  undefined or deprecated functions), which only adds warnings; a project
+  whose warnings are errors is never announced. The caller may load them
+  meanwhile, and must then ask for the result with `planned_result/2`
+  before anything else.
   """
-  @spec compile_planned(GenServer.server(), map(), timeout()) ::
-          {:ok, [compiled()], [DebugReload.Report.diagnostic()], String.t()}
-          | {:error, [DebugReload.Report.diagnostic()], String.t()}
-          | {:fallback, String.t()}
-          | {:error, String.t()}
+  @spec compile_planned(GenServer.server(), map(), timeout()) :: planned_result() | {:announced, [compiled()]}
   def compile_planned(worker, spec, timeout),
     do: GenServer.call(worker, {:compile_planned, spec, timeout}, 2 * timeout + 1_000)
+
+  @doc """
+  The result of the planned compile that `compile_planned/3` announced:
+  as that function's, but `:ok` carries the compiled modules without their
+  binaries (the announcement had them).
+  """
+  @spec planned_result(GenServer.server(), timeout()) :: planned_result()
+  def planned_result(worker, timeout), do: GenServer.call(worker, :planned_result, 2 * timeout + 1_000)
 
   @doc """
   Starts the sync a planned compile left, in the background. The manager
@@ -84,7 +102,8 @@ defmodule DebugReload.CompileWorker do
       owner: Keyword.get(opts, :owner),
       peer: nil,
       project: nil,
-      sync: nil
+      sync: nil,
+      planned: nil
     }
 
     {:ok, state, {:continue, :boot}}
@@ -107,24 +126,37 @@ defmodule DebugReload.CompileWorker do
     {:reply, reply, state}
   end
 
-  def handle_call({:compile_planned, spec, timeout}, _from, state) do
-    state = finish_sync(state, timeout)
+  def handle_call({:compile_planned, spec, timeout}, from, state) do
+    state = finish_sync(%{state | planned: nil}, timeout)
     old_binaries = read_beams(spec.ebin, Map.keys(spec.exports))
 
-    case remote(state, :compile_planned, [spec], timeout) do
-      {{:ok, compiled, diagnostics, output}, state} ->
-        reply =
-          case with_binaries(compiled, old_binaries) do
-            {:ok, compiled} -> {:ok, compiled, diagnostics, output}
-            {:error, _} = error -> error
-          end
+    case ensure_booted(state) do
+      {:ok, state} ->
+        tag = System.unique_integer()
+        spec = Map.put(spec, :notify, {self(), tag})
+        peer = state.peer
+        task = Task.async(fn -> call_peer(peer, :compile_planned, [spec], timeout) end)
 
-        {:reply, reply, %{state | sync: {:wanted, timeout, Map.keys(spec.exports)}}}
+        case await_planned(task, tag, old_binaries) do
+          {:announced, compiled, announced, task} ->
+            GenServer.reply(from, {:announced, compiled})
+            # Read; the worker would otherwise clear them before its next compile.
+            Enum.each(announced, &File.rm/1)
+            {result, state} = planned_outcome(await_call(task), spec, timeout, state)
+            {:noreply, %{state | planned: without_binaries(result)}}
 
-      {reply, state} ->
-        {:reply, reply, state}
+          {:result, result} ->
+            {result, state} = planned_outcome(result, spec, timeout, state)
+            {:reply, with_binaries(result, old_binaries), state}
+        end
+
+      {{:error, reason}, state} ->
+        {:reply, {:error, reason}, state}
     end
   end
+
+  def handle_call(:planned_result, _from, state),
+    do: {:reply, state.planned || {:error, "no planned compile was announced"}, %{state | planned: nil}}
 
   def handle_call({:await_sync, timeout}, _from, state) do
     case finish_sync(state, timeout) do
@@ -160,15 +192,73 @@ defmodule DebugReload.CompileWorker do
     end
   end
 
-  defp with_binaries(compiled, old_binaries) do
+  # The announcement of the compiled beams, or the compile's result when
+  # it comes first (a failed compile, or one that gives way to Mix, sends
+  # none). Announced beams that cannot be read are left for the result.
+  defp await_planned(%Task{ref: ref} = task, tag, old_binaries) do
+    receive do
+      {:debug_reload_compiled, ^tag, compiled} ->
+        case read_binaries(compiled, :announced, old_binaries) do
+          {:ok, read} -> {:announced, read, Enum.map(compiled, & &1.announced), task}
+          {:error, _} -> {:result, await_call(task)}
+        end
+
+      {^ref, result} ->
+        Process.demonitor(ref, [:flush])
+        {:result, result}
+    end
+  end
+
+  defp await_call(task), do: Task.await(task, :infinity)
+
+  # Bounded by the peer call's own timeout; whatever it raises is its
+  # result. A call whose process in the worker is killed (an `@after_verify`
+  # callback raising under Mix's compile task kills it through a link) is
+  # answered with the `badarg` that `erlang:raise/3` returns for a class
+  # it does not know: our calls answer tuples, never that atom.
+  defp call_peer(peer, function, args, timeout) do
+    case :peer.call(peer, Remote, function, args, timeout) do
+      :badarg -> {:failed, :exit, :killed_in_worker}
+      result -> {:ok, result}
+    end
+  catch
+    kind, reason -> {:failed, kind, reason}
+  end
+
+  defp planned_outcome({:ok, {:ok, _compiled, _diagnostics, _output} = result}, spec, timeout, state),
+    do: {result, %{state | sync: {:wanted, timeout, Map.keys(spec.exports)}}}
+
+  defp planned_outcome(result, _spec, _timeout, state), do: called(result, state)
+
+  defp with_binaries({:ok, compiled, diagnostics, output}, old_binaries) do
+    case read_binaries(compiled, :path, old_binaries) do
+      {:ok, compiled} -> {:ok, compiled, diagnostics, output}
+      {:error, _} = error -> error
+    end
+  end
+
+  defp with_binaries(result, _old_binaries), do: result
+
+  defp without_binaries({:ok, compiled, diagnostics, output}),
+    do: {:ok, Enum.map(compiled, &Map.take(&1, [:module, :path, :export])), diagnostics, output}
+
+  defp without_binaries(result), do: result
+
+  # Each entry's new beam, read from its `field` path, and the beam it
+  # replaced.
+  defp read_binaries(compiled, field, old_binaries) do
     Enum.reduce_while(compiled, {:ok, []}, fn entry, {:ok, acc} ->
-      case File.read(entry.path) do
+      path = Map.fetch!(entry, field)
+
+      case File.read(path) do
         {:ok, binary} ->
-          entry = Map.merge(entry, %{binary: binary, old_binary: old_binaries[entry.module]})
+          entry =
+            Map.merge(Map.delete(entry, :announced), %{binary: binary, old_binary: old_binaries[entry.module]})
+
           {:cont, {:ok, [entry | acc]}}
 
         {:error, reason} ->
-          {:halt, {:error, "the new beam #{entry.path} cannot be read: #{:file.format_error(reason)}"}}
+          {:halt, {:error, "the new beam #{path} cannot be read: #{:file.format_error(reason)}"}}
       end
     end)
     |> then(fn
@@ -177,17 +267,20 @@ defmodule DebugReload.CompileWorker do
     end)
   end
 
-  # A crashed or hung worker is replaced on the next request.
   defp remote(state, function, args, timeout) do
     case ensure_booted(state) do
-      {:ok, state} -> {:peer.call(state.peer, Remote, function, args, timeout), state}
+      {:ok, state} -> called(call_peer(state.peer, function, args, timeout), state)
       {{:error, reason}, state} -> {{:error, reason}, state}
     end
-  catch
-    kind, reason ->
-      stop_peer(state)
-      message = "compile worker failed: #{Exception.format_banner(kind, reason)}"
-      {{:error, message}, %{state | peer: nil, project: nil}}
+  end
+
+  # A crashed or hung worker is replaced on the next request.
+  defp called({:ok, result}, state), do: {result, state}
+
+  defp called({:failed, kind, reason}, state) do
+    stop_peer(state)
+    message = "compile worker failed: #{Exception.format_banner(kind, reason)}"
+    {{:error, message}, %{state | peer: nil, project: nil}}
   end
 
   # The sync runs in a task so that the worker still answers; it is the

@@ -13,7 +13,10 @@ defmodule DebugReload.Loader do
     4. re-interpret interpreted modules (`DebugReload.Interpreter.swap/5`);
     5. run `:sys.change_code/5` in the processes to migrate;
     6. unload the modules whose sources were deleted;
-    7. move the breakpoints.
+    7. move the breakpoints;
+    8. ask the batch's `commit_check`, if any, whether the reload may
+       stand (for a planned compile: the compiler's checks of the new
+       code, which ran meanwhile).
 
   If a step fails, the undo log runs backwards: old beams are loaded again
   (they are kept in memory until the reload commits), old code is
@@ -34,6 +37,7 @@ defmodule DebugReload.Loader do
             migrations: [],
             state: nil,
             breakpoints_us: 0,
+            commit_check_us: 0,
             old_code_in_use: [],
             # the nodes besides this one that the reload applies to, and the
             # bound on each call to them: `nodes:` and `node_timeout:`
@@ -45,6 +49,7 @@ defmodule DebugReload.Loader do
 
   @typedoc """
   `:breakpoints_us`: the time spent working out and moving breakpoints.
+  `:commit_check_us`: the time spent waiting for the batch's `commit_check`.
   `:old_code_in_use`: natively reloaded modules whose old code some process
   still runs or holds funs of; it must stay until their next reload.
   """
@@ -54,22 +59,26 @@ defmodule DebugReload.Loader do
           warnings: [String.t()],
           planned: [Breakpoints.planned()],
           breakpoints_us: non_neg_integer(),
+          commit_check_us: non_neg_integer(),
           old_code_in_use: [module()]
         }
 
   @typedoc """
   What to apply: the changed beams (`loads`), beams whose source is gone
-  (`removed`), renamed modules (`new => old`) and the old binaries of the
-  modules being replaced (`module => {path, binary}`).
+  (`removed`), renamed modules (`new => old`), the old binaries of the
+  modules being replaced (`module => {path, binary}`) and, optionally, a
+  `commit_check` called once everything is in place: an error rolls the
+  reload back.
   """
   @type batch :: %{
-          loads: [Beam.info()],
-          removed: [%{module: module(), path: String.t(), source: String.t() | nil}],
-          renames: %{module() => module()},
-          old_binaries: %{module() => {String.t(), binary()}}
+          required(:loads) => [Beam.info()],
+          required(:removed) => [%{module: module(), path: String.t(), source: String.t() | nil}],
+          required(:renames) => %{module() => module()},
+          required(:old_binaries) => %{module() => {String.t(), binary()}},
+          optional(:commit_check) => (() -> :ok | {:error, String.t()}) | nil
         }
 
-  @steps [:suspend, :await_idle, :load_native, :interpret, :migrate, :unload, :breakpoints]
+  @steps [:suspend, :await_idle, :load_native, :interpret, :migrate, :unload, :breakpoints, :commit_check]
 
   @doc "Steps a test can make fail with the `:inject_fault` option."
   def steps, do: @steps
@@ -101,7 +110,8 @@ defmodule DebugReload.Loader do
           &interpret_all(&1, to_interpret, batch, opts),
           &run_migrations(&1, opts),
           &unload_removed(&1, batch, opts),
-          &move_breakpoints(&1, opts)
+          &move_breakpoints(&1, opts),
+          &check_commit(&1, batch, opts)
         ],
         {:ok, tx},
         fn step, {:ok, tx} ->
@@ -733,6 +743,27 @@ defmodule DebugReload.Loader do
     {:ok, %{tx | breakpoints_us: tx.breakpoints_us + (now() - started)}}
   end
 
+  # -- 8. the last word ----------------------------------------------------
+
+  # Called last, so that whatever it waits for runs while the load does;
+  # everything is in place, and still undone on an error.
+  defp check_commit(tx, batch, opts) do
+    fault!(opts, :commit_check)
+
+    case Map.get(batch, :commit_check) do
+      nil ->
+        {:ok, tx}
+
+      check ->
+        started = now()
+
+        case check.() do
+          :ok -> {:ok, %{tx | commit_check_us: now() - started}}
+          {:error, message} -> {:error, message, %{tx | commit_check_us: now() - started}}
+        end
+    end
+  end
+
   defp now, do: System.monotonic_time(:microsecond)
 
   # -- rollback ---------------------------------------------------------------
@@ -821,6 +852,7 @@ defmodule DebugReload.Loader do
       warnings: tx.warnings,
       planned: tx.planned,
       breakpoints_us: tx.breakpoints_us,
+      commit_check_us: tx.commit_check_us,
       old_code_in_use: tx.old_code_in_use
     }
   end
@@ -836,6 +868,7 @@ defmodule DebugReload.Loader do
       warnings: tx.warnings ++ restore_failures,
       planned: [],
       breakpoints_us: tx.breakpoints_us,
+      commit_check_us: tx.commit_check_us,
       old_code_in_use: []
     }
   end

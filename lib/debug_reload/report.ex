@@ -28,9 +28,13 @@ defmodule DebugReload.Report do
     * `:timings` - microseconds: `:total_us` plus, when they ran,
       `:plan_us`, `:compile_us` and `:load_us` (which includes moving
       breakpoints: they move inside the all-or-nothing load; `:breakpoints_us`
-      is that part of it: working out where they go and moving them), and
-      `:sync_us` when the reload first waited for Mix's compile task to catch
-      up with the previous planned compile.
+      is that part of it: working out where they go and moving them),
+      `:checks_us` when the load ran while the compiler was still checking
+      the compiled code (undefined or deprecated calls, `@after_verify`;
+      `:compile_us` then ends when the beams were ready): the part of
+      `:load_us` spent waiting for those checks before committing, and
+      `:sync_us` when the reload first waited for Mix's compile task to
+      catch up with the previous planned compile.
     * `:compiler` - how the reload compiled: `:planned` (the planned files
       alone, in the worker node) or `:mix` (Mix's compile task); `nil` when
       nothing was compiled.
@@ -124,11 +128,15 @@ defmodule DebugReload.Report do
   def summary(%__MODULE__{} = r) do
     t = r.timings
 
-    # The breakpoints' time is part of the load's; shown apart, not twice.
-    t = if t[:load_us], do: Map.update!(t, :load_us, &(&1 - Map.get(t, :breakpoints_us, 0))), else: t
+    # The breakpoints' and the checks' times are part of the load's; shown
+    # apart, not twice.
+    t =
+      if t[:load_us],
+        do: Map.update!(t, :load_us, &(&1 - Map.get(t, :breakpoints_us, 0) - Map.get(t, :checks_us, 0))),
+        else: t
 
     phases =
-      [compile: :compile_us, interpret: :load_us, breakpoints: :breakpoints_us]
+      [compile: :compile_us, interpret: :load_us, breakpoints: :breakpoints_us, checks: :checks_us]
       |> Enum.flat_map(fn {label, key} ->
         if Map.has_key?(t, key), do: ["#{label} #{ms(t[key])}"], else: []
       end)

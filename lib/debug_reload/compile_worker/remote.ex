@@ -149,6 +149,12 @@ defmodule DebugReload.CompileWorker.Remote do
   a module whose exports changed while some file recompiles on that
   change, modules added or gone, protocols or their implementations.
 
+  With `spec.notify` (`{pid, tag}` in the debugged VM), the beams are
+  announced as soon as every file has compiled: the compiler's checks of
+  the compiled code (undefined or deprecated calls) come after that, and
+  take a third of a small compile, so the caller can load the new code
+  meanwhile (see `announce/3`).
+
   `spec`: `:app`, `:ebin`, `:files` (absolute), `:exports` (module =>
   export digest from Mix's manifest, for every module the files define)
   and `:conditions` (modules whose export change recompiles other files).
@@ -186,7 +192,11 @@ defmodule DebugReload.CompileWorker.Remote do
     ensure_code_path(spec.ebin)
     staging = Path.join(Path.dirname(spec.ebin), ".debug_reload_staging")
     stash_dir = Path.join(Path.dirname(spec.ebin), ".debug_reload_stash")
+    announced = Path.join(Path.dirname(spec.ebin), ".debug_reload_announced")
     ensure_empty_once([staging, stash_dir])
+    # The caller deletes announced beams once read; any left are from a
+    # caller that died first.
+    clear_staging(announced)
     # As Mix does before recompiling: no "redefining module" warnings, and
     # no old beam a compile-time user could load instead of the new code.
     Enum.each(Map.keys(spec.exports), &unload/1)
@@ -196,9 +206,11 @@ defmodule DebugReload.CompileWorker.Remote do
 
     try do
       with_logger_app(config[:app], fn ->
-        spec.files
-        |> Enum.map(&Path.relative_to(&1, cwd))
-        |> Kernel.ParallelCompiler.compile_to_path(staging)
+        crash_proof(spec, fn ->
+          spec.files
+          |> Enum.map(&Path.relative_to(&1, cwd))
+          |> Kernel.ParallelCompiler.compile_to_path(staging, announce_options(spec, config, announced))
+        end)
       end)
       |> case do
         {:ok, modules, warnings} -> install(modules, staging, spec, warnings)
@@ -210,6 +222,104 @@ defmodule DebugReload.CompileWorker.Remote do
       clear_staging(staging)
       restore_stash(stash)
     end
+  end
+
+  # The compiler's checks run in processes linked to the compile's caller:
+  # an `@after_verify` callback that raises kills it, as it stops `mix
+  # compile`. In a process of its own the crash becomes a compile error,
+  # at the callback's line, and the ebin is still put back as it was.
+  defp crash_proof(spec, compile) do
+    {_pid, monitor} = spawn_monitor(fn -> exit({:compiled, compile.()}) end)
+
+    receive do
+      {:DOWN, ^monitor, :process, _, {:compiled, result}} ->
+        result
+
+      {:DOWN, ^monitor, :process, _, reason} ->
+        {file, line} = crash_location(reason, spec.files)
+        {:error, [{file, line, "the compiler crashed: " <> crash_message(reason)}], []}
+    end
+  end
+
+  defp crash_message({exception, stacktrace}) when is_exception(exception),
+    do: Exception.format_banner(:error, exception, stacktrace)
+
+  defp crash_message(reason), do: Exception.format_exit(reason)
+
+  defp crash_location({_exception, stacktrace}, files) when is_list(stacktrace) do
+    Enum.find_value(stacktrace, {nil, nil}, fn
+      {_m, _f, _a, location} when is_list(location) ->
+        file = location[:file] && Path.expand(to_string(location[:file]))
+        if file in files, do: {file, location[:line]}
+
+      _ ->
+        nil
+    end)
+  end
+
+  defp crash_location(_reason, _files), do: {nil, nil}
+
+  # The compiler hands each module over (`each_module`, in the compile's
+  # own process, before the module's file process goes on) and then says
+  # when each file is done (`each_file`, in the file's process), so once
+  # the last file is done every module is in the table. A compile that
+  # fails, or whose warnings fail it, announces nothing.
+  defp announce_options(%{notify: {pid, _tag}} = spec, config, dir) when is_pid(pid) do
+    if warnings_fail?(config) do
+      []
+    else
+      # Lives as long as this call's process, which the peer starts per call.
+      table = :ets.new(__MODULE__, [:public, :set])
+      files = length(spec.files)
+
+      [
+        each_module: fn _file, module, binary -> :ets.insert(table, {{:module, module}, binary}) end,
+        each_file: fn _file ->
+          if :ets.update_counter(table, :files_done, 1, {:files_done, 0}) == files,
+            do: announce(table, spec, dir)
+        end
+      ]
+    end
+  end
+
+  defp announce_options(_spec, _config, _dir), do: []
+
+  # Set in the project (Mix passes it on) or for the whole node.
+  defp warnings_fail?(config) do
+    config |> Keyword.get(:elixirc_options, []) |> Keyword.get(:warnings_as_errors, false) ||
+      (:warnings_as_errors in Code.available_compiler_options() and
+         Code.get_compiler_option(:warnings_as_errors) == true)
+  end
+
+  # The new beams, written where the caller reads them (they cannot cross
+  # the peer's standard I/O fast), as `install/4` will report them, unless
+  # it will give way to Mix. The compiler writes the same bytes to the
+  # ebin once its checks are done. The notice goes through the peer's
+  # standard I/O server, which passes `{:message, to, content}` on to the
+  # debugged VM.
+  defp announce(table, %{notify: {pid, tag}} = spec, dir) do
+    binaries = for {{:module, module}, binary} <- :ets.tab2list(table), into: %{}, do: {module, binary}
+
+    if fallback_reason(Map.keys(binaries), spec) == nil do
+      File.mkdir_p!(dir)
+
+      compiled =
+        for {module, binary} <- binaries do
+          announced = Path.join(dir, "#{module}.beam")
+          File.write!(announced, binary)
+
+          %{
+            module: module,
+            path: Path.join(spec.ebin, "#{module}.beam"),
+            announced: announced,
+            export: export(module)
+          }
+        end
+
+      send(:user, {:message, pid, {:debug_reload_compiled, tag, compiled}})
+    end
+
+    :ok
   end
 
   # Prepending a path costs the code server a scan; the path stays.

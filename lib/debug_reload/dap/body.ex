@@ -88,6 +88,7 @@ defmodule DebugReload.DAP.Body do
       "compileMs" => ms.(:compile_us),
       "loadMs" => ms.(:load_us),
       "breakpointsMs" => ms.(:breakpoints_us),
+      "checksMs" => ms.(:checks_us),
       "totalMs" => ms.(:total_us)
     }
   end
