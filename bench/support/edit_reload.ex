@@ -75,6 +75,8 @@ defmodule DebugReload.Bench.EditReload do
       load: Enum.map(samples, &Map.get(&1, :load_us, 0)),
       # Part of the load's time.
       breakpoints: for(%{breakpoints_us: us} <- samples, do: us),
+      # Part of the load's time too; none when Mix's task compiled.
+      checks: Enum.map(samples, &Map.get(&1, :checks_us, 0)),
       bare: Enum.map(samples, & &1.bare_us),
       catch_up: Enum.map(samples, &Map.get(&1, :catch_up_us, 0)),
       planned: Enum.count(samples, &(&1.compiler == :planned))

@@ -131,7 +131,7 @@ defmodule DebugReload.Bench.Markdown do
         m = fn key -> median_ms(Map.fetch!(e, key)) end
 
         "| #{Stats.thousands(s.size)} | #{k} | #{m.(:total)} | #{m.(:plan)} | #{m.(:compile)} | #{m.(:load)} | #{m.(:breakpoints)} | " <>
-          "#{planned(e)} | #{m.(:bare)} | #{Stats.times(Goals.bare_ratio(s, k))} | " <>
+          "#{m.(:checks)} | #{planned(e)} | #{m.(:bare)} | #{Stats.times(Goals.bare_ratio(s, k))} | " <>
           "#{Stats.ms(Stats.median(Goals.restart_total(s, k)))} | #{Stats.times(Goals.restart_ratio(s, k))} | " <>
           "#{Stats.times(Goals.warm_restart_ratio(s, k))} | #{catch_up(e)} |"
       end
@@ -140,11 +140,13 @@ defmodule DebugReload.Bench.Markdown do
     ### Body-only edit: reload, bare compile, restart
 
     *reload* is `DebugReload.reload/1` end to end, split into the report's timings (*plan*: scan
-    and diff of the sources; *compile*: in the warm worker node, the planned files alone, or Mix's
-    compile task when the plan cannot vouch for the result; *planned*: how many of the runs
-    compiled the planned files; *load*: beams read, modules re-interpreted, processes moved,
-    breakpoints moved; *bp*: the time spent working out where the edited modules' breakpoints go,
-    in a task per module beside its re-interpretation, and moving them). *catch-up* is Mix's compile task bringing its manifests up to date in the worker
+    and diff of the sources; *compile*: in the warm worker node, the planned files alone, until
+    their beams are ready, or Mix's compile task when the plan cannot vouch for the result;
+    *planned*: how many of the runs compiled the planned files; *load*: beams read, modules
+    re-interpreted, processes moved, breakpoints moved, while the compiler checks the compiled
+    code, and the wait for those checks before the load commits; *bp*: the time spent working out
+    where the edited modules' breakpoints go, in a task per module beside its re-interpretation,
+    and moving them; *checks*: the wait for the compiler's checks, part of *load*). *catch-up* is Mix's compile task bringing its manifests up to date in the worker
     after a planned compile, started once the reload has replied and run in the background
     (`DebugReload.await_sync/1`, called after each reload, outside the reload's time): a reload
     that comes sooner waits for it.
@@ -159,8 +161,8 @@ defmodule DebugReload.Bench.Markdown do
     layers; the five modules include one in the bottom layer, which almost every service calls,
     directly or not.
 
-    | modules | edited | reload | plan | compile | load | bp | planned | bare | reload / bare | restart | restart / reload | warm / reload | catch-up |
-    |---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+    | modules | edited | reload | plan | compile | load | bp | checks | planned | bare | reload / bare | restart | restart / reload | warm / reload | catch-up |
+    |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
     #{Enum.join(rows, "\n")}
 
     ![reload and restart time against project size](bench_reload_vs_restart.svg)
