@@ -105,9 +105,9 @@ defmodule DebugReload.CodeReloadManager do
     # module => {beam path, binary} read before compiling, so a failed
     # reload can load the old code back
     old_binaries: %{},
-    # while a reload loads the beams a planned compile announced: what the
-    # load must pass before it commits (see checks_passed/1)
-    commit_check: nil,
+    # while a reload loads the beams a planned compile announced, before
+    # the compiler's checks of them are done (see checks_passed/1)
+    checks_pending: false,
     # module => {beam path, binary} loaded back by a rolled-back reload: the
     # beam on disk is newer than the code that runs
     rolled_back: %{},
@@ -740,8 +740,8 @@ defmodule DebugReload.CodeReloadManager do
   # loads it; the load commits only once they are done (see
   # DebugReload.Loader). Only warnings come of them, unless a callback
   # raises, which fails the compile: the load then rolls back. The result
-  # is kept for after_checks/3, which a load that stops short of its
-  # commit (a deferred one) asks itself.
+  # is kept for after_checks/3; a load that stopped short of its commit
+  # (deferred, or failed on its own) never asked, so the manager does.
   @checks_result {__MODULE__, :checks_result}
 
   defp compile_and_load(report, scope, changes, force?, state) do
@@ -750,12 +750,10 @@ defmodule DebugReload.CodeReloadManager do
     case planned_compile(report.files, scope, force?, state) do
       {:planned, {:announced, compiled}} ->
         report = %{put_in(report.timings[:compile_us], now() - t0) | compiler: :planned}
-        state = %{state | sync_pending: true, commit_check: &checks_passed/1}
+        state = %{state | sync_pending: true, checks_pending: true}
         {result, state} = load_compiled(report, compiled, changes, state)
-
         checked = Process.delete(@checks_result) || planned_result(state)
-
-        after_checks(result, checked, %{state | commit_check: nil})
+        after_checks(result, checked, %{state | checks_pending: false})
 
       {:planned, {:ok, compiled, diagnostics, _output}} ->
         report = %{
@@ -1044,7 +1042,7 @@ defmodule DebugReload.CodeReloadManager do
       removed: removed,
       renames: renames(loads, removed, state),
       old_binaries: state.old_binaries,
-      commit_check: state.commit_check && fn -> state.commit_check.(state) end
+      commit_check: if(state.checks_pending, do: fn -> checks_passed(state) end)
     }
 
     case Loader.apply(batch, state, loader_opts(state)) do
@@ -1052,7 +1050,7 @@ defmodule DebugReload.CodeReloadManager do
         timings =
           report.timings
           |> Map.merge(%{load_us: now() - t0, breakpoints_us: outcome.breakpoints_us})
-          |> then(&if(state.commit_check, do: Map.put(&1, :checks_us, outcome.commit_check_us), else: &1))
+          |> then(&if(state.checks_pending, do: Map.put(&1, :checks_us, outcome.commit_check_us), else: &1))
 
         report = %{report | timings: timings}
         loaded_paths = MapSet.new(Enum.map(loads ++ not_run ++ removed, & &1.path))
