@@ -65,6 +65,15 @@ defmodule DebugReload.PlannedCompileTest do
     String.replace(source, ~r/end\n\z/, "  def call, do: #{inspect(missing)}.nothing()\nend\n")
   end
 
+  # The source with an `@after_verify` callback that raises.
+  defp refusing(source) do
+    String.replace(source, "require Logger", """
+    require Logger
+      @after_verify __MODULE__
+      def __after_verify__(_module), do: raise("refused by after_verify")
+    """)
+  end
+
   defp interpreted_value(mod) do
     parent = self()
     spawn(fn -> send(parent, {:value, mod.value()}) end)
@@ -246,11 +255,7 @@ defmodule DebugReload.PlannedCompileTest do
     Project.write(
       ctx.project,
       "lib/value.ex",
-      String.replace(value_source(value, 2), "require Logger", """
-      require Logger
-        @after_verify __MODULE__
-        def __after_verify__(_module), do: raise("refused by after_verify")
-      """)
+      refusing(value_source(value, 2))
     )
 
     assert {:error, report} = DebugReload.reload(server: ctx.server)
@@ -270,6 +275,27 @@ defmodule DebugReload.PlannedCompileTest do
 
     Project.write(ctx.project, "lib/value.ex", value_source(value, 3))
     assert {:ok, _report} = DebugReload.reload(server: ctx.server)
+    assert interpreted_value(value) == 3
+  end
+
+  test "under Mix's compile task too, a raising @after_verify rejects the edit; the next reload works", ctx do
+    stop_supervised!(ctx.server)
+
+    start_supervised!(
+      {DebugReload, project: ctx.project.root, name: ctx.server, mix_env: "dev", compile: :mix}
+    )
+
+    value = ctx.mods["Value"]
+    Project.write(ctx.project, "lib/value.ex", refusing(value_source(value, 2)))
+
+    assert {:error, report} = DebugReload.reload(server: ctx.server)
+    assert report.compiler == :mix
+    assert report.error =~ "compile worker failed"
+    assert report.error =~ "@after_verify"
+    assert interpreted_value(value) == 1
+
+    Project.write(ctx.project, "lib/value.ex", value_source(value, 3))
+    assert {:ok, %{compiler: :mix}} = DebugReload.reload(server: ctx.server)
     assert interpreted_value(value) == 3
   end
 

@@ -218,8 +218,12 @@ defmodule DebugReload.CompileWorker do
   # it does not know: our calls answer tuples, never that atom.
   defp call_peer(peer, function, args, timeout) do
     case :peer.call(peer, Remote, function, args, timeout) do
-      :badarg -> {:failed, :exit, :killed_in_worker}
-      result -> {:ok, result}
+      :badarg ->
+        {:failed, :error,
+         RuntimeError.exception("its call was killed, as a raising @after_verify callback does")}
+
+      result ->
+        {:ok, result}
     end
   catch
     kind, reason -> {:failed, kind, reason}
