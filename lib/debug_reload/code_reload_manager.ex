@@ -739,10 +739,9 @@ defmodule DebugReload.CodeReloadManager do
   # deprecated functions, `@after_verify` callbacks) while the manager
   # loads it; the load commits only once they are done (see
   # DebugReload.Loader). Only warnings come of them, unless a callback
-  # raises, which fails the compile: the load then rolls back. The result
-  # is kept for after_checks/3; a load that stopped short of its commit
-  # (deferred, or failed on its own) never asked, so the manager does.
-  @checks_result {__MODULE__, :checks_result}
+  # raises, which fails the compile: the load then rolls back. The worker
+  # keeps the result, so after_checks/3 asks for it again, whether or not
+  # the load got as far as its commit (a deferred one does not).
 
   defp compile_and_load(report, scope, changes, force?, state) do
     t0 = now()
@@ -752,8 +751,7 @@ defmodule DebugReload.CodeReloadManager do
         report = %{put_in(report.timings[:compile_us], now() - t0) | compiler: :planned}
         state = %{state | sync_pending: true, checks_pending: true}
         {result, state} = load_compiled(report, compiled, changes, state)
-        checked = Process.delete(@checks_result) || planned_result(state)
-        after_checks(result, checked, %{state | checks_pending: false})
+        after_checks(result, planned_result(state), %{state | checks_pending: false})
 
       {:planned, {:ok, compiled, diagnostics, _output}} ->
         report = %{
@@ -789,10 +787,7 @@ defmodule DebugReload.CodeReloadManager do
   end
 
   defp checks_passed(state) do
-    result = planned_result(state)
-    Process.put(@checks_result, result)
-
-    case result do
+    case planned_result(state) do
       {:ok, _compiled, _diagnostics, _output} -> :ok
       failure -> {:error, planned_failure(failure)}
     end

@@ -74,7 +74,7 @@ defmodule DebugReload.CompileWorker do
   @doc """
   The result of the planned compile that `compile_planned/3` announced:
   as that function's, but `:ok` carries the compiled modules without their
-  binaries (the announcement had them).
+  binaries (the announcement had them). It stays until the next compile.
   """
   @spec planned_result(GenServer.server(), timeout()) :: planned_result()
   def planned_result(worker, timeout), do: GenServer.call(worker, :planned_result, 2 * timeout + 1_000)
@@ -156,7 +156,7 @@ defmodule DebugReload.CompileWorker do
   end
 
   def handle_call(:planned_result, _from, state),
-    do: {:reply, state.planned || {:error, "no planned compile was announced"}, %{state | planned: nil}}
+    do: {:reply, state.planned || {:error, "no planned compile was announced"}, state}
 
   def handle_call({:await_sync, timeout}, _from, state) do
     case finish_sync(state, timeout) do

@@ -151,9 +151,9 @@ defmodule DebugReload.CompileWorker.Remote do
 
   With `spec.notify` (`{pid, tag}` in the debugged VM), the beams are
   announced as soon as every file has compiled: the compiler's checks of
-  the compiled code (undefined or deprecated calls) come after that, and
-  take a third of a small compile, so the caller can load the new code
-  meanwhile (see `announce/3`).
+  the compiled code (undefined or deprecated calls, `@after_verify`) come
+  after that, and take over a quarter of a one-file compile, so the caller
+  can load the new code meanwhile (see `announce/3`).
 
   `spec`: `:app`, `:ebin`, `:files` (absolute), `:exports` (module =>
   export digest from Mix's manifest, for every module the files define)
@@ -259,17 +259,17 @@ defmodule DebugReload.CompileWorker.Remote do
 
   defp crash_location(_reason, _files), do: {nil, nil}
 
-  # The compiler hands each module over (`each_module`, in the compile's
-  # own process, before the module's file process goes on) and then says
-  # when each file is done (`each_file`, in the file's process), so once
-  # the last file is done every module is in the table. A compile that
-  # fails, or whose warnings fail it, announces nothing.
+  # Both callbacks run in the compile's own process: `each_module` as a
+  # file's process hands a module over (the file waits for it), and
+  # `each_file` once the file's process says it is done, so once the last
+  # file is done every module is in the table. A compile that fails, or
+  # whose warnings fail it, announces nothing.
   defp announce_options(%{notify: {pid, _tag}} = spec, config, dir) when is_pid(pid) do
     if warnings_fail?(config) do
       []
     else
-      # Lives as long as this call's process, which the peer starts per call.
-      table = :ets.new(__MODULE__, [:public, :set])
+      # This process's, as the callbacks are; gone with it once the compile returns.
+      table = :ets.new(__MODULE__, [:set])
       files = length(spec.files)
 
       [
